@@ -1,0 +1,56 @@
+"""The seqcli command: a thin Typer layer over the library.
+
+Library errors become one line on stderr and exit code 1 (2 for usage errors); --debug
+(or SEQCLI_DEBUG=1) shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from seqcli.cli import data, evaluate, tokenize, train, translate
+from seqcli.errors import SeqcliError
+
+app = typer.Typer(
+    name="seqcli",
+    help="Recurrent sequence-to-sequence models from the shell: tokenize, train, translate, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(tokenize.app, name="tokenize")
+app.command("train")(train.train_command)
+app.command("translate")(translate.translate_command)
+app.command("evaluate")(evaluate.evaluate_command)
+
+_debug = {"on": os.environ.get("SEQCLI_DEBUG") == "1"}
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Recurrent sequence-to-sequence models from the shell."""
+    _debug["on"] = _debug["on"] or debug
+
+
+def main() -> None:
+    try:
+        app()
+    except SeqcliError as error:
+        if _debug["on"]:
+            raise
+        print(f"seqcli: error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        print("seqcli: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)

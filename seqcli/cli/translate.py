@@ -1,0 +1,37 @@
+"""`seqcli translate`: raw text in, translations out, one line per line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def translate_command(
+    run_dir: Path = typer.Argument(..., help="Run directory written by `seqcli train`."),
+    input_: str = typer.Option("-", "--input", help="Source text file, or - for stdin."),
+    output: str = typer.Option("-", "--output", help="Output file, or - for stdout."),
+    beam_size: int = typer.Option(None, "--beam-size", help="1 = greedy. [default: from the run]"),
+    batch_size: int = typer.Option(None, "--batch-size", help="Sentences per batch."),
+    n_best: int = typer.Option(None, "--n-best", help="Hypotheses per line, tab-separated, best first."),
+    length_penalty: float = typer.Option(None, "--length-penalty", help="GNMT alpha; 0 = off."),
+    max_length_ratio: float = typer.Option(None, help="Output at most ratio * source pieces + offset."),
+    device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+) -> None:
+    """Translate raw text lines; an empty line gives an empty line."""
+    from seqcli.textio import check_distinct_paths, open_input, open_output
+    from seqcli.train import pick_device
+    from seqcli.translate import Translator
+
+    check_distinct_paths([input_], output)
+    overrides = {
+        "beam_size": beam_size,
+        "batch_size": batch_size,
+        "n_best": n_best,
+        "length_penalty": length_penalty,
+        "max_length_ratio": max_length_ratio,
+    }
+    translator = Translator.from_run_dir(run_dir, overrides, pick_device(device))
+    with open_input(input_) as lines, open_output(output) as out:
+        for line in translator.translate_stream(lines):
+            out.write(line + "\n")

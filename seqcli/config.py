@@ -1,0 +1,237 @@
+"""Frozen dataclasses holding every option, filled from TOML and command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from seqcli.errors import ConfigError
+
+CELLS = ("lstm", "gru", "rnn")
+ATTENTIONS = ("general", "dot", "additive", "none", "hard")
+BRIDGES = ("bridge", "last", "zeros")
+SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
+TOKENIZER_TYPES = ("unigram", "bpe", "char")
+
+
+def _check_choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{section}.{name}: {value!r} is not one of {', '.join(choices)}")
+
+
+def _check_range(section: str, name: str, value: float, low: float, high: float | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{section}.{name}: {value} must be {bound}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the parallel corpus is and how it is filtered."""
+
+    train: str = ""
+    valid: str = ""
+    src_lang: str = "src"
+    tgt_lang: str = "tgt"
+    max_tokens_per_sentence: int = 100  # longer training pairs are filtered out (counted)
+
+    def __post_init__(self) -> None:
+        _check_range("data", "max_tokens_per_sentence", self.max_tokens_per_sentence, 1)
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """SentencePiece models: trained on the training corpus unless paths are given."""
+
+    type: str = "unigram"
+    vocab_size: int = 8000
+    joint: bool = True
+    character_coverage: float = 1.0
+    src_model: str = ""  # an existing SentencePiece model to use instead of training one
+    tgt_model: str = ""
+
+    def __post_init__(self) -> None:
+        _check_choice("tokenizer", "type", self.type, TOKENIZER_TYPES)
+        _check_range("tokenizer", "vocab_size", self.vocab_size, 8)
+        _check_range("tokenizer", "character_coverage", self.character_coverage, 0.9, 1.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The encoder-decoder architecture; stored with every checkpoint."""
+
+    cell: str = "lstm"
+    embedding_size: int = 256
+    hidden_size: int = 512  # decoder size; each encoder direction gets hidden_size // directions
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    bidirectional: bool = True
+    attention: str = "general"
+    input_feeding: bool = True
+    bridge: str = "bridge"
+    dropout: float = 0.3
+    embedding_dropout: float = 0.0
+    tied_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("model", "cell", self.cell, CELLS)
+        _check_choice("model", "attention", self.attention, ATTENTIONS)
+        _check_choice("model", "bridge", self.bridge, BRIDGES)
+        for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
+            _check_range("model", name, getattr(self, name), 1)
+        _check_range("model", "dropout", self.dropout, 0.0, 0.99)
+        _check_range("model", "embedding_dropout", self.embedding_dropout, 0.0, 0.99)
+        if self.bidirectional and self.hidden_size % 2:
+            raise ConfigError("model.hidden_size: must be even for a bidirectional encoder")
+        if self.tied_embeddings and self.embedding_size != self.hidden_size:
+            raise ConfigError("model.tied_embeddings: needs embedding_size == hidden_size")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation, teacher forcing, validation and stopping rules."""
+
+    seed: int = 1
+    learning_rate: float = 0.001
+    batch_tokens: int = 4096  # target tokens per batch, padding included
+    max_steps: int = 100000
+    max_epochs: int = 100
+    max_minutes: float = 0.0  # 0: no time limit
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    eval_every: int = 500
+    patience: int = 10  # evaluations without a better validation BLEU before stopping
+    eval_beam_size: int = 1
+    # Scheduled sampling (Bengio et al. 2015): probability of feeding the gold token.
+    teacher_forcing: str = "constant"
+    tf_start: float = 1.0  # constant value, or the start of linear decay
+    tf_min: float = 0.0  # floor of linear and exponential decay
+    tf_slope: float = 1e-4  # linear: probability lost per step
+    tf_k: float = 0.9999  # exponential: k ** step; inverse_sigmoid: k / (k + exp(step / k))
+
+    def __post_init__(self) -> None:
+        _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
+        for name in ("batch_tokens", "max_steps", "max_epochs", "eval_every", "patience"):
+            _check_range("train", name, getattr(self, name), 1)
+        _check_range("train", "learning_rate", self.learning_rate, 1e-9)
+        _check_range("train", "label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _check_range("train", "tf_start", self.tf_start, 0.0, 1.0)
+        _check_range("train", "tf_min", self.tf_min, 0.0, 1.0)
+        _check_range("train", "max_minutes", self.max_minutes, 0.0)
+        _check_range("train", "eval_beam_size", self.eval_beam_size, 1)
+        if self.teacher_forcing == "exponential":
+            _check_range("train", "tf_k", self.tf_k, 0.0, 1.0)
+        if self.teacher_forcing == "inverse_sigmoid":
+            _check_range("train", "tf_k", self.tf_k, 1.0)
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Search settings for translation."""
+
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0  # GNMT alpha; 0 turns it off
+    batch_size: int = 64
+    max_length_ratio: float = 1.5  # output at most ratio * source pieces + offset
+    max_length_offset: int = 10
+
+    def __post_init__(self) -> None:
+        _check_range("decode", "beam_size", self.beam_size, 1)
+        _check_range("decode", "n_best", self.n_best, 1)
+        _check_range("decode", "batch_size", self.batch_size, 1)
+        _check_range("decode", "length_penalty", self.length_penalty, 0.0)
+        _check_range("decode", "max_length_ratio", self.max_length_ratio, 0.0)
+        if self.n_best > self.beam_size:
+            raise ConfigError(f"decode.n_best: {self.n_best} exceeds beam_size {self.beam_size}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs; the resolved copy is stored in the run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+def _coerce(section: str, name: str, value: Any, kind: type) -> Any:
+    """Check one TOML value against the field's type; ints are accepted for floats."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
+        raise ConfigError(f"{section}.{name}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, section: str, values: dict[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown option (known: {', '.join(sorted(known))})")
+    checked = {k: _coerce(section, k, v, hints[k]) for k, v in values.items()}
+    return cls(**checked)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Build a validated Config from nested dicts ({'model': {'cell': 'gru'}, ...})."""
+    sections = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(values) - set(sections))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section (known: {', '.join(sections)})")
+    built = {}
+    for name in sections:
+        raw = values.get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{name}: expected a table of options")
+        built[name] = _build_section(get_type_hints(Config)[name], name, raw)
+    return Config(**built)
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(config)
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overlay nested override values (None means 'not given') on base values."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in overrides.items():
+        for name, value in values.items():
+            if value is not None:
+                merged.setdefault(section, {})[name] = value
+    return merged
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def dumps_toml(values: dict[str, dict[str, Any]]) -> str:
+    """Write flat sections of scalars as TOML (all a Config needs)."""
+    lines: list[str] = []
+    for section, options in values.items():
+        lines.append(f"[{section}]")
+        lines += [f"{name} = {_toml_value(value)}" for name, value in options.items()]
+        lines.append("")
+    return "\n".join(lines)

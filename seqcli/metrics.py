@@ -1,0 +1,47 @@
+"""Corpus BLEU and chrF from sacrebleu, with their signatures, and exact match."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from seqcli.errors import DataError
+
+
+@dataclass(frozen=True)
+class Scores:
+    bleu: float
+    chrf: float
+    exact_match: float  # percentage of lines identical to their reference
+    bleu_signature: str
+    chrf_signature: str
+    lines: int
+
+    def to_dict(self) -> dict[str, float | str | int]:
+        return asdict(self)
+
+
+def exact_match(hypotheses: list[str], references: list[str]) -> float:
+    """Percentage of hypotheses equal to their reference after stripping outer whitespace."""
+    if not references:
+        return 0.0
+    same = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references, strict=True))
+    return 100.0 * same / len(references)
+
+
+def score(hypotheses: list[str], references: list[str], ref_name: str = "references") -> Scores:
+    """Cased, detokenized corpus BLEU (13a tokenizer) and chrF."""
+    if len(hypotheses) != len(references):
+        raise DataError(f"{ref_name} has {len(references)} lines but the hypotheses have {len(hypotheses)}")
+    bleu, chrf = BLEU(), CHRF()
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
+    return Scores(
+        bleu=round(bleu_score.score, 2),
+        chrf=round(chrf_score.score, 2),
+        exact_match=round(exact_match(hypotheses, references), 2),
+        bleu_signature=str(bleu.get_signature()),
+        chrf_signature=str(chrf.get_signature()),
+        lines=len(references),
+    )

@@ -1,0 +1,1 @@
+"""The encoder-decoder model, one module per concept."""

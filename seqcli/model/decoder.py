@@ -1,0 +1,188 @@
+"""Decoder: one-token steps with attention and input feeding, plus a whole-sequence fast path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seqcli.model.attention import make_attention
+from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
+from seqcli.model.encoder import EncoderOutput
+
+
+@dataclass
+class Memory:
+    """Per-sentence encoder results the decoder reads at every step.
+
+    values (N, S, H), keys (N, S, Hk) as projected by the attention, mask (N, S),
+    summary (N, H): the encoder's final top-layer state, the fixed context without attention.
+    """
+
+    values: Tensor
+    keys: Tensor
+    mask: Tensor
+    summary: Tensor
+
+    def select(self, index: Tensor) -> Memory:
+        return Memory(*(t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)))
+
+
+@dataclass
+class DecoderState:
+    """Per-hypothesis decoder state: the RNN state (each (L, N, H)), the attentional vector
+    fed to the next step (N, H), and the last attention weights (N, S)."""
+
+    rnn: RNNState
+    feed: Tensor
+    attention: Tensor | None = None
+
+    def select(self, index: Tensor) -> DecoderState:
+        return DecoderState(
+            tuple(t.index_select(1, index) for t in self.rnn),
+            self.feed.index_select(0, index),
+            None if self.attention is None else self.attention.index_select(0, index),
+        )
+
+
+class Bridge(nn.Module):
+    """Start the decoder from the encoder's final states: learned (tanh layer), as is, or zeros."""
+
+    def __init__(self, kind: str, encoder_size: int, decoder_size: int, layers: int, n_states: int):
+        super().__init__()
+        self.kind, self.layers = kind, layers
+        self.projections = nn.ModuleList(
+            nn.Linear(encoder_size, decoder_size) for _ in range(n_states if kind == "bridge" else 0)
+        )
+
+    def forward(self, final: RNNState) -> RNNState:
+        """Each (Le, B, H) -> (Ld, B, H); with fewer encoder layers the top one is repeated."""
+        aligned = tuple(self._match_layers(t) for t in final)
+        if self.kind == "zeros":
+            return tuple(torch.zeros_like(t) for t in aligned)
+        if self.kind == "last":
+            return aligned
+        return tuple(torch.tanh(p(t)) for p, t in zip(self.projections, aligned, strict=True))
+
+    def _match_layers(self, final: Tensor) -> Tensor:
+        if final.size(0) >= self.layers:
+            return final[-self.layers :].contiguous()
+        extra = final[-1:].expand(self.layers - final.size(0), -1, -1)
+        return torch.cat([final, extra], dim=0)
+
+
+class Decoder(nn.Module):
+    """An RNN decoder with one of the attention modules (or a fixed context).
+
+    Each step: (1) with additive attention, attend from the previous state; (2) run the RNN
+    on [embedding; context if attended before; previous attentional vector if input
+    feeding]; (3) otherwise attend from the new state; (4) combine output and context into
+    the attentional vector tanh(W [h; c]), which the output layer turns into logits.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        attention: str,
+        input_feeding: bool,
+        dropout: float,
+        embedding_dropout: float,
+        padding_idx: int,
+    ):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.input_feeding = input_feeding
+        self.attention = make_attention(attention, hidden_size, hidden_size)
+        self.context_first = self.attention is None or self.attention.uses_previous_state
+        rnn_input = embedding_size + hidden_size * (int(self.context_first) + int(input_feeding))
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.rnn = make_rnn(cell, rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
+        self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_size, vocab_size)
+
+    @property
+    def can_run_whole_sequence(self) -> bool:
+        """Without input feeding or attention from the previous state, steps are independent
+        given the gold inputs, so the RNN can run over the whole target in one call."""
+        return not self.input_feeding and not (
+            self.attention is not None and self.attention.uses_previous_state
+        )
+
+    def make_memory(self, encoded: EncoderOutput) -> Memory:
+        keys = encoded.states if self.attention is None else self.attention.project_keys(encoded.states)
+        return Memory(encoded.states, keys, encoded.mask, encoded.final[0][-1])
+
+    def initial_state(self, rnn_state: RNNState, memory: Memory) -> DecoderState:
+        feed = memory.values.new_zeros(memory.values.size(0), self.hidden_size)
+        return DecoderState(rnn_state, feed)
+
+    def _attend(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor | None]:
+        """query (N, T, H) -> context (N, T, H), weights (N, T, S) or None."""
+        if self.attention is None:
+            return memory.summary.unsqueeze(1).expand_as(query), None
+        return self.attention(query, memory.keys, memory.values, memory.mask)
+
+    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
+        """One target position. prev_tokens (N,) -> logits (N, V) and the next state."""
+        state = self.step_attentional(prev_tokens, state, memory)
+        return self.output(self.dropout(state.feed)), state  # (N, V)
+
+    def step_attentional(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> DecoderState:
+        """One target position up to the attentional vector (N, H), kept as the next state's feed."""
+        inputs = [self.embedding_dropout(self.embedding(prev_tokens)).unsqueeze(1)]  # (N, 1, E)
+        if self.context_first:
+            context, weights = self._attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
+            inputs.append(context)
+        if self.input_feeding:
+            inputs.append(state.feed.unsqueeze(1))
+        output, raw = self.rnn(torch.cat(inputs, dim=-1), to_raw(state.rnn))  # (N, 1, H)
+        if not self.context_first:
+            context, weights = self._attend(output, memory)
+        attentional = torch.tanh(self.combine(torch.cat([output, context], dim=-1))).squeeze(1)  # (N, H)
+        attention = None if weights is None else weights.squeeze(1)
+        return DecoderState(to_state(raw), attentional, attention)
+
+    def forward_whole_sequence(self, tgt_in: Tensor, state: DecoderState, memory: Memory) -> Tensor:
+        """Teacher-forced fast path: tgt_in (B, T) -> logits (B, T, V) with one RNN call."""
+        embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
+        if self.context_first:  # fixed context, fed at every step
+            embedded = torch.cat([embedded, memory.summary.unsqueeze(1).expand(-1, tgt_in.size(1), -1)], -1)
+        outputs, _ = self.rnn(embedded, to_raw(state.rnn))  # (B, T, H)
+        context, _ = self._attend(outputs, memory)  # (B, T, H)
+        attentional = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
+        return self.output(self.dropout(attentional))  # (B, T, V)
+
+    def forward_steps(
+        self, tgt_in: Tensor, state: DecoderState, memory: Memory, use_gold: Tensor | None
+    ) -> Tensor:
+        """Step by step over tgt_in (B, T) -> logits (B, T, V).
+
+        use_gold (B, T) bool, or None for pure teacher forcing: where False, the step is fed
+        the model's own most probable token from the previous step instead of the gold one
+        (scheduled sampling). Position 0 is always BOS.
+        """
+        if use_gold is None:  # nothing depends on the logits: project all positions at once
+            attentional = []
+            for t in range(tgt_in.size(1)):
+                state = self.step_attentional(tgt_in[:, t], state, memory)
+                attentional.append(state.feed)
+            return self.output(self.dropout(torch.stack(attentional, dim=1)))  # (B, T, V)
+        logits_per_step = [tgt_in.new_empty(0)]
+        for t in range(tgt_in.size(1)):
+            prev = tgt_in[:, t]
+            if t > 0:
+                predicted = logits_per_step[-1].detach().argmax(dim=-1)
+                prev = torch.where(use_gold[:, t], prev, predicted)
+            logits, state = self.step(prev, state, memory)
+            logits_per_step.append(logits)
+        return torch.stack(logits_per_step[1:], dim=1)
+
+    def tie_output_to_embedding(self) -> None:
+        self.output.weight = self.embedding.weight

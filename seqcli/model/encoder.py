@@ -1,0 +1,68 @@
+"""Encoder: embeddings and a recurrent stack over packed source sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqcli.model.cells import RNNState, make_rnn, to_state
+
+
+@dataclass
+class EncoderOutput:
+    """What the decoder reads from the encoder.
+
+    states (B, S, H): top-layer outputs, both directions concatenated;
+    mask (B, S): True at real source positions;
+    final: the last state of every layer, directions concatenated, each (L, B, H).
+    """
+
+    states: Tensor
+    mask: Tensor
+    final: RNNState
+
+
+class Encoder(nn.Module):
+    """Embed source ids and run a uni- or bidirectional RNN stack over them."""
+
+    def __init__(
+        self,
+        cell: str,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bidirectional: bool,
+        dropout: float,
+        embedding_dropout: float,
+        padding_idx: int,
+    ):
+        super().__init__()
+        self.directions = 2 if bidirectional else 1
+        self.output_size = hidden_size
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.rnn = make_rnn(
+            cell, embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
+        )
+        self.output_dropout = nn.Dropout(dropout)
+
+    def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
+        """src (B, S) ids, src_lengths (B,) -> EncoderOutput."""
+        embedded = self.embedding_dropout(self.embedding(src))  # (B, S, E)
+        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, raw_final = self.rnn(packed)
+        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
+        final = tuple(self._join_directions(t) for t in to_state(raw_final))
+        return EncoderOutput(self.output_dropout(states), mask, final)  # states (B, S, H)
+
+    def _join_directions(self, final: Tensor) -> Tensor:
+        """(L * D, B, H / D) -> (L, B, H), forward and backward side by side."""
+        layers_times_dirs, batch, size = final.shape
+        layers = layers_times_dirs // self.directions
+        final = final.view(layers, self.directions, batch, size)
+        return final.transpose(1, 2).reshape(layers, batch, size * self.directions)

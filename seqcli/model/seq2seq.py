@@ -1,0 +1,84 @@
+"""The encoder-decoder model, built from a ModelConfig and two vocabulary sizes."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from seqcli.config import ModelConfig
+from seqcli.model.decoder import Bridge, Decoder, DecoderState, Memory
+from seqcli.model.encoder import Encoder
+from seqcli.tokenizer import PAD_ID
+
+
+class Seq2Seq(nn.Module):
+    """Encoder, bridge and attentional decoder."""
+
+    def __init__(self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(
+            config.cell,
+            src_vocab_size,
+            config.embedding_size,
+            config.hidden_size,
+            config.encoder_layers,
+            config.bidirectional,
+            config.dropout,
+            config.embedding_dropout,
+            PAD_ID,
+        )
+        n_states = 2 if config.cell == "lstm" else 1
+        self.bridge = Bridge(
+            config.bridge, config.hidden_size, config.hidden_size, config.decoder_layers, n_states
+        )
+        self.decoder = Decoder(
+            config.cell,
+            tgt_vocab_size,
+            config.embedding_size,
+            config.hidden_size,
+            config.decoder_layers,
+            config.attention,
+            config.input_feeding,
+            config.dropout,
+            config.embedding_dropout,
+            PAD_ID,
+        )
+        self._initialize()
+        if config.tied_embeddings:
+            self.decoder.tie_output_to_embedding()
+
+    def _initialize(self) -> None:
+        """Small normal embeddings (pad row zero), Xavier linear layers, torch's RNN defaults."""
+        for embedding in (self.encoder.embedding, self.decoder.embedding):
+            nn.init.normal_(embedding.weight, std=0.1)
+            with torch.no_grad():
+                embedding.weight[PAD_ID].zero_()
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[DecoderState, Memory]:
+        """src (B, S), src_lengths (B,) -> the decoder's first state and its memory."""
+        encoded = self.encoder(src, src_lengths)
+        memory = self.decoder.make_memory(encoded)
+        return self.decoder.initial_state(self.bridge(encoded.final), memory), memory
+
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, use_gold: Tensor | None = None
+    ) -> Tensor:
+        """Training logits (B, T, V). use_gold (B, T): scheduled sampling's coin flips."""
+        state, memory = self.encode(src, src_lengths)
+        if use_gold is None and self.decoder.can_run_whole_sequence:
+            return self.decoder.forward_whole_sequence(tgt_in, state, memory)
+        return self.decoder.forward_steps(tgt_in, state, memory, use_gold)
+
+    def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
+        """Search step: prev_tokens (N,) -> log-probabilities (N, V) and the next state."""
+        logits, state = self.decoder.step(prev_tokens, state, memory)
+        return torch.log_softmax(logits.float(), dim=-1), state
+
+    def count_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,121 @@
+"""SentencePiece models: training, loading, encoding and decoding with fixed special ids."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sentencepiece as spm
+
+from seqcli.errors import DataError, UsageError
+from seqcli.textio import atomic_open
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """How to train a SentencePiece model."""
+
+    type: str = "unigram"  # unigram, bpe or char
+    vocab_size: int = 8000
+    character_coverage: float = 1.0
+
+
+def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
+    """Train a model on sentences and return its serialized bytes.
+
+    The vocabulary size is a soft limit, so a small corpus gets a smaller vocabulary
+    instead of an error.
+    """
+    writer = io.BytesIO()
+    try:
+        with open(os.devnull, "w") as quiet:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter([s for s in sentences if s.strip()]),
+                model_writer=writer,
+                model_type=spec.type,
+                vocab_size=spec.vocab_size,
+                character_coverage=spec.character_coverage,
+                hard_vocab_limit=False,
+                pad_id=PAD_ID,
+                unk_id=UNK_ID,
+                bos_id=BOS_ID,
+                eos_id=EOS_ID,
+                input_sentence_size=2_000_000,
+                shuffle_input_sentence=True,
+                num_threads=os.cpu_count() or 1,
+                logstream=quiet,
+            )
+    except RuntimeError as error:
+        raise DataError(f"SentencePiece training failed: {error}") from None
+    return writer.getvalue()
+
+
+class Tokenizer:
+    """A loaded SentencePiece model with the project's special ids."""
+
+    def __init__(self, model_bytes: bytes, name: str = "<memory>"):
+        self.model_bytes = model_bytes
+        self.name = name
+        self._processor = spm.SentencePieceProcessor()
+        try:
+            self._processor.LoadFromSerializedProto(model_bytes)
+        except (RuntimeError, OSError):
+            raise DataError(f"{name}: not a SentencePiece model") from None
+        expected = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
+        actual = (
+            self._processor.pad_id(),
+            self._processor.unk_id(),
+            self._processor.bos_id(),
+            self._processor.eos_id(),
+        )
+        if actual != expected:
+            raise DataError(
+                f"{name}: special ids pad/unk/bos/eos are {actual}, seqcli needs {expected}"
+                " (train the model with `seqcli tokenize train`)"
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> Tokenizer:
+        try:
+            return cls(Path(path).read_bytes(), str(path))
+        except FileNotFoundError:
+            raise DataError(f"{path}: SentencePiece model not found") from None
+
+    def save(self, path: Path) -> None:
+        with atomic_open(path, "wb") as handle:
+            handle.write(self.model_bytes)  # type: ignore[arg-type]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_bytes).hexdigest()
+
+    @property
+    def vocab_size(self) -> int:
+        return self._processor.get_piece_size()
+
+    def encode(self, lines: list[str]) -> list[list[int]]:
+        return self._processor.encode(lines, out_type=int)
+
+    def encode_pieces(self, lines: list[str]) -> list[list[str]]:
+        return self._processor.encode(lines, out_type=str)
+
+    def decode(self, ids: list[list[int]]) -> list[str]:
+        return self._processor.decode(ids)
+
+    def decode_pieces(self, pieces: list[list[str]]) -> list[str]:
+        return self._processor.decode_pieces(pieces)
+
+    def pieces_to_ids(self, pieces: list[str]) -> list[int]:
+        return [self._processor.piece_to_id(p) for p in pieces]
+
+
+def check_model_choice(joint: bool, src_model: str, tgt_model: str) -> None:
+    """Existing models: either one for both sides, or one per side."""
+    if joint and src_model and tgt_model and src_model != tgt_model:
+        raise UsageError("--src-model/--tgt-model: two different models given with a joint tokenizer")

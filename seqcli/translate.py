@@ -1,0 +1,116 @@
+"""Translation: raw lines -> sorted batches -> search -> detokenized lines, in input order."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+
+import torch
+
+from seqcli import checkpoint
+from seqcli.config import DecodeConfig
+from seqcli.corpus import pad
+from seqcli.errors import ConfigError, UsageError
+from seqcli.model.seq2seq import Seq2Seq
+from seqcli.search import Hypothesis, beam_search, greedy_search
+from seqcli.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+# Lines are read and translated this many at a time, so memory stays flat on long streams
+# while batches can still be sorted by length.
+STREAM_CHUNK_LINES = 2000
+
+EMPTY = Hypothesis(tokens=[], score=0.0, normalized_score=0.0)
+
+
+def decode_with_overrides(decode: DecodeConfig, overrides: dict[str, object]) -> DecodeConfig:
+    """Replace decode settings given on the command line; a bad value names its option."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return replace(decode, **given)  # type: ignore[arg-type]
+    except ConfigError as error:
+        raise UsageError(f"--{str(error).removeprefix('decode.').replace('_', '-')}") from None
+
+
+class Translator:
+    """A model with its tokenizers and search settings."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        src_tokenizer: Tokenizer,
+        tgt_tokenizer: Tokenizer,
+        decode: DecodeConfig,
+        device: torch.device,
+    ):
+        self.model, self.decode, self.device = model, decode, device
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+
+    @classmethod
+    def from_run_dir(cls, run_dir: Path, overrides: dict[str, object], device: torch.device) -> Translator:
+        """Rebuild the model from RUN_DIR alone (config, tokenizers, best weights).
+
+        overrides: decode settings that replace the stored ones (None values are ignored).
+        """
+        run = checkpoint.load_run(run_dir)
+        decode = decode_with_overrides(run.config.decode, overrides)
+        model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size)
+        checkpoint.load_state_into(model, run.tensors, Path(run_dir) / checkpoint.BEST)
+        model.to(device).eval()
+        return cls(model, run.src_tokenizer, run.tgt_tokenizer, decode, device)
+
+    def max_lengths(self, src_lengths: list[int]) -> torch.Tensor:
+        """The most pieces each output may have, relative to its source length. (B,)"""
+        ratio, offset = self.decode.max_length_ratio, self.decode.max_length_offset
+        return torch.tensor([math.ceil(ratio * n) + offset for n in src_lengths], dtype=torch.long)
+
+    @torch.inference_mode()
+    def search_batch(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
+        """Search one batch of non-empty source id lists."""
+        self.model.eval()
+        src = pad(ids).to(self.device)
+        lengths = torch.tensor([len(s) for s in ids], dtype=torch.long, device=self.device)
+        state, memory = self.model.encode(src, lengths)
+        max_lengths = self.max_lengths([len(s) for s in ids]).to(self.device)
+        if decode.beam_size == 1:
+            return greedy_search(self.model.step, state, memory, BOS_ID, EOS_ID, max_lengths)
+        return beam_search(
+            self.model.step,
+            state,
+            memory,
+            BOS_ID,
+            EOS_ID,
+            max_lengths,
+            beam_size=decode.beam_size,
+            n_best=decode.n_best,
+            alpha=decode.length_penalty,
+        )
+
+    def translate_ids(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
+        """Sort by length, search in batches, and put the results back in input order."""
+        results: list[list[Hypothesis]] = [[EMPTY] for _ in ids]
+        order = sorted((i for i, s in enumerate(ids) if s), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), decode.batch_size):
+            chunk = order[start : start + decode.batch_size]
+            for index, hypotheses in zip(
+                chunk, self.search_batch([ids[i] for i in chunk], decode), strict=True
+            ):
+                results[index] = hypotheses
+        return results
+
+    def translate_lines(self, lines: list[str], beam_size: int | None = None) -> list[str]:
+        """The best translation of each line."""
+        decode = self.decode if beam_size is None else replace(self.decode, beam_size=beam_size, n_best=1)
+        results = self.translate_ids(self.src_tokenizer.encode(lines), decode)
+        return self.tgt_tokenizer.decode([hyps[0].tokens for hyps in results])
+
+    def translate_stream(self, lines: Iterable[str]) -> Iterator[str]:
+        """One output line per input line; n-best hypotheses are joined by tabs, best first."""
+        iterator = iter(lines)
+        while chunk := list(islice(iterator, STREAM_CHUNK_LINES)):
+            results = self.translate_ids(self.src_tokenizer.encode(chunk), self.decode)
+            for hypotheses in results:
+                texts = self.tgt_tokenizer.decode([h.tokens for h in hypotheses[: self.decode.n_best]])
+                yield "\t".join(texts)

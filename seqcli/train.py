@@ -99,8 +99,8 @@ def pick_device(name: str) -> torch.device:
 class Trainer:
     """Holds the model, optimizer and data of one run, and runs the training loop."""
 
-    def __init__(self, config: Config, run_dir: Path, reporter: TrainingReporter, device: str = "auto"):
-        self.config, self.run_dir, self.reporter = config, Path(run_dir), reporter
+    def __init__(self, config: Config, run_dir: Path, device: str = "auto"):
+        self.config, self.run_dir = config, Path(run_dir)
         self.device = pick_device(device)
         torch.manual_seed(config.train.seed)
         random.seed(config.train.seed)
@@ -182,8 +182,9 @@ class Trainer:
             self.run_dir / name, self.model, (self.src_tokenizer, self.tgt_tokenizer), info
         )
 
-    def run(self) -> TrainingSummary:
+    def run(self, reporter: TrainingReporter) -> TrainingSummary:
         """Train until max steps, max epochs, the time limit or early stopping."""
+        self.reporter = reporter
         cfg = self.config.train
         self.run_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.save_config(self.run_dir, self.config)

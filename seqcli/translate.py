@@ -64,7 +64,7 @@ class Translator:
     def max_lengths(self, src_lengths: list[int]) -> torch.Tensor:
         """The most pieces each output may have, relative to its source length. (B,)"""
         ratio, offset = self.decode.max_length_ratio, self.decode.max_length_offset
-        return torch.tensor([math.ceil(ratio * n) + offset for n in src_lengths], dtype=torch.long)
+        return torch.tensor([max(1, math.ceil(ratio * n) + offset) for n in src_lengths], dtype=torch.long)
 
     @torch.inference_mode()
     def search_batch(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,10 @@ def train_command(
 
     from seqcli.train import Trainer
 
+    typer.echo("seqcli train: reading the corpus and preparing the tokenizers", err=True)
+    trainer = Trainer(config, out, device)
     with RichReporter() as reporter:
-        Trainer(config, out, reporter, device).run()
+        trainer.run(reporter)
 
 
 class RichReporter:
@@ -154,6 +157,9 @@ class RichReporter:
             console=self.console,
         )
         self.task = self.progress.add_task("train", total=1, loss=0.0, speed=0.0, gold=1.0)
+        # A log file gets no live bar, so it gets a progress line now and then instead.
+        self.line_every = 0.0 if self.console.is_terminal else 30.0
+        self.last_line = time.monotonic()
 
     def __enter__(self) -> RichReporter:
         self.progress.start()

@@ -1,0 +1,258 @@
+"""Greedy and beam search over a one-token decoder step, batched over sentences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Self, overload
+
+import torch
+from torch import Tensor
+
+# Shapes: B sentences, K beam, V vocabulary, n sentences still being decoded, N = n * K rows
+# currently decoded, t steps taken so far.
+
+
+class Selectable(Protocol):
+    """Per-row decoder data (state or encoder memory) whose rows can be kept or reordered."""
+
+    def select(self, index: Tensor) -> Self:
+        """Rows `index` (N',) long of self, in that order; a row may appear several times."""
+        ...
+
+
+class StepFunction(Protocol):
+    """One decoder step for N rows at once."""
+
+    def __call__(self, prev_tokens: Tensor, state: Any, memory: Any) -> tuple[Tensor, Any]:
+        """prev_tokens (N,) long, state and memory with N rows -> (log_probs (N, V), state)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One finished output of a sentence."""
+
+    tokens: list[int]  # without BOS and EOS
+    score: float  # sum of token log-probs, EOS included when it was generated
+    normalized_score: float  # score / length_penalty(steps: len(tokens), + 1 if EOS ended it)
+
+
+@overload
+def length_penalty(length: int, alpha: float) -> float: ...
+@overload
+def length_penalty(length: Tensor, alpha: float) -> Tensor: ...
+def length_penalty(length: int | Tensor, alpha: float) -> float | Tensor:
+    """GNMT (Wu et al. 2016): ((5 + length) / 6) ** alpha; alpha = 0 gives 1."""
+    return ((5 + length) / 6) ** alpha
+
+
+@dataclass(frozen=True)
+class _Expansion:
+    """Each slot's next hypothesis: cumulative score, the slot it extends and its new token."""
+
+    scores: Tensor  # (n, K) float, -inf for a dead slot
+    parents: Tensor  # (n, K) long in [0, K)
+    tokens: Tensor  # (n, K) long
+
+
+# (scores (n, K), log_probs (n, K, V), open_slots (n, 1)) -> the next hypotheses
+Expand = Callable[[Tensor, Tensor, Tensor], _Expansion]
+
+
+def _expand_greedy(scores: Tensor, log_probs: Tensor, open_slots: Tensor) -> _Expansion:
+    """Extend each sentence's single hypothesis (K = 1) by its most probable token."""
+    best, tokens = log_probs.max(dim=2)  # (n, 1)
+    return _Expansion(scores + best, torch.zeros_like(tokens), tokens)
+
+
+def _expand_beam(scores: Tensor, log_probs: Tensor, open_slots: Tensor) -> _Expansion:
+    """Shrinking beam: a sentence keeps its best (K - finished so far) extensions."""
+    n, k, v = log_probs.shape
+    candidates = (scores.unsqueeze(2) + log_probs).reshape(n, k * v)  # (n, K*V)
+    top_scores, index = candidates.topk(k, dim=1)  # (n, K), best first
+    # Each finished hypothesis retired a slot; counting them, not finite scores, lets a
+    # slot left -inf by a tiny vocabulary at the first step fill up again later.
+    rank = torch.arange(k, device=scores.device)  # (K,)
+    top_scores = top_scores.masked_fill(rank >= open_slots, -math.inf)
+    return _Expansion(top_scores, index // v, index % v)
+
+
+@dataclass
+class _BeamBook:
+    """Finished hypotheses per sentence, and the rules that say when a sentence is done."""
+
+    limits: list[int]  # per sentence: the most decoder steps (tokens, EOS included)
+    beam_size: int
+    n_best: int
+    alpha: float
+    finished: list[list[Hypothesis]] = field(init=False)  # per sentence, in order found
+
+    def __post_init__(self) -> None:
+        self.finished = [[] for _ in self.limits]
+
+    def update(
+        self, sent_ids: list[int], scores: Tensor, is_eos: Tensor, history: Tensor, t: int
+    ) -> list[int]:
+        """Store what step t finished; return the positions of the sentences not yet done.
+
+        sent_ids: the original index of each of the n active sentences; scores (n, K);
+        is_eos (n, K) bool, only for live candidates; history (N, t) tokens of each slot.
+        """
+        host = torch.stack((scores, is_eos.to(scores.dtype))).cpu()  # (2, n, K): the one sync
+        host_scores, host_eos = host[0], host[1].bool()  # (n, K)
+        at_limit = [t >= self.limits[sent] for sent in sent_ids]  # (n,)
+        is_live = host_scores.isfinite() & ~host_eos  # (n, K)
+        # At its limit a sentence's live hypotheses end as they are, without EOS.
+        ending = host_eos | (is_live & torch.tensor(at_limit).unsqueeze(1))  # (n, K)
+        self._store(sent_ids, host_scores, ending, host_eos, history, t)
+        best_live = host_scores.masked_fill(~is_live, -math.inf).amax(dim=1).tolist()  # (n,)
+        done = [self._is_done(s, b, a, t) for s, b, a in zip(sent_ids, best_live, at_limit, strict=True)]
+        return [i for i, is_done in enumerate(done) if not is_done]
+
+    def _store(
+        self,
+        sent_ids: list[int],
+        scores: Tensor,
+        ending: Tensor,
+        is_eos: Tensor,
+        history: Tensor,
+        t: int,
+    ) -> None:
+        """Turn the slots marked in `ending` (n, K) into hypotheses, best rank first."""
+        positions = ending.nonzero().tolist()  # sentence-major, so earlier-found stays first
+        if not positions:
+            return
+        rows = torch.tensor([i * self.beam_size + k for i, k in positions])
+        token_rows = history[rows.to(history.device)].tolist()  # (finished, t)
+        # Both endings took t steps (t - 1 tokens and EOS, or t tokens cut at the limit),
+        # so both are normalized by the penalty for length t.
+        penalty = length_penalty(t, self.alpha)
+        for (i, k), tokens in zip(positions, token_rows, strict=True):
+            score = float(scores[i, k])
+            kept = tokens[:-1] if is_eos[i, k] else tokens
+            self.finished[sent_ids[i]].append(Hypothesis(kept, score, score / penalty))
+
+    def _is_done(self, sent: int, best_live: float, at_limit: bool, t: int) -> bool:
+        """Done at the limit, with no live slot, or when no live one can reach the n best."""
+        if at_limit or best_live == -math.inf:
+            return True
+        found = self.finished[sent]
+        if len(found) < self.n_best:
+            return False
+        nth_best = sorted((h.normalized_score for h in found), reverse=True)[self.n_best - 1]
+        # Scores only fall (s <= 0). For alpha >= 0 the penalty grows with length, so a live
+        # hypothesis ends at best at s / penalty(limit); for alpha < 0 at s / penalty(t).
+        bound_length = self.limits[sent] if self.alpha >= 0 else t
+        return best_live / length_penalty(bound_length, self.alpha) <= nth_best
+
+    def results(self) -> list[list[Hypothesis]]:
+        """Per sentence, its n best finished hypotheses, best normalized score first."""
+        # sorted() is stable, also with reverse=True: among ties the earlier-found stays first.
+        return [
+            sorted(found, key=lambda h: h.normalized_score, reverse=True)[: self.n_best]
+            for found in self.finished
+        ]
+
+
+def _decode(
+    step: StepFunction,
+    state: Selectable,
+    memory: Selectable,
+    bos: int,
+    eos: int,
+    expand: Expand,
+    book: _BeamBook,
+    device: torch.device,
+) -> list[list[Hypothesis]]:
+    """The loop shared by greedy and beam search: step, expand, book, drop done sentences."""
+    k = book.beam_size
+    sent_ids = list(range(len(book.limits)))  # original index of each active sentence
+    slots = torch.arange(k, device=device)  # (K,)
+    rows = torch.arange(len(sent_ids), device=device).repeat_interleave(k)  # (B*K,)
+    state, memory = state.select(rows), memory.select(rows)
+    # Only slot 0 starts live, so the first step does not yield K copies of each candidate.
+    scores = torch.full((len(sent_ids), k), -math.inf, device=device)  # (B, K)
+    scores[:, 0] = 0.0
+    open_slots = torch.full((len(sent_ids), 1), k, device=device)  # (B, 1): K - finished
+    history = torch.zeros((len(rows), 0), dtype=torch.long, device=device)  # (N, 0)
+    prev_tokens = torch.full((len(rows),), bos, dtype=torch.long, device=device)  # (N,)
+    for t in range(1, max(book.limits, default=0) + 1):
+        n = len(sent_ids)
+        log_probs, state = step(prev_tokens, state, memory)  # (N, V)
+        grown = expand(scores, log_probs.reshape(n, k, -1), open_slots)  # (n, K) each
+        rows = (torch.arange(n, device=device).unsqueeze(1) * k + grown.parents).view(-1)  # (N,)
+        history = torch.cat((history[rows], grown.tokens.view(-1, 1)), dim=1)  # (N, t)
+        is_eos = (grown.tokens == eos) & grown.scores.isfinite()  # (n, K)
+        keep = book.update(sent_ids, grown.scores, is_eos, history, t)
+        if not keep:
+            break
+        scores = grown.scores.masked_fill(is_eos, -math.inf)  # an EOS retires its slot
+        open_slots = open_slots - is_eos.sum(dim=1, keepdim=True)  # (n, 1)
+        if len(keep) < n:
+            kept = torch.tensor(keep, device=device)  # (n',)
+            kept_rows = (kept.unsqueeze(1) * k + slots).view(-1)  # (N',)
+            rows, history = rows[kept_rows], history[kept_rows]
+            scores, open_slots = scores[kept], open_slots[kept]
+            memory = memory.select(kept_rows)  # memory changes only with the set of sentences
+            sent_ids = [sent_ids[i] for i in keep]
+        if k > 1 or len(keep) < n:  # greedy never reorders, so its rows only need selecting
+            state = state.select(rows)
+        prev_tokens = history[:, -1]  # (N,)
+    return book.results()
+
+
+def _make_book(max_lengths: Tensor, beam_size: int, n_best: int, alpha: float) -> _BeamBook:
+    """Check the search arguments and start an empty book."""
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best must be between 1 and beam_size ({beam_size}), got {n_best}")
+    if max_lengths.dim() != 1:
+        raise ValueError(f"max_lengths must have shape (B,), got {tuple(max_lengths.shape)}")
+    limits = max_lengths.tolist()
+    if limits and min(limits) < 1:
+        raise ValueError(f"max_lengths must all be at least 1, got {min(limits)}")
+    return _BeamBook(limits, beam_size, n_best, alpha)
+
+
+def greedy_search(
+    step: StepFunction,
+    state: Selectable,
+    memory: Selectable,
+    bos: int,
+    eos: int,
+    max_lengths: Tensor,
+) -> list[list[Hypothesis]]:
+    """Per sentence, a list with the one hypothesis made of its most probable next tokens.
+
+    state and memory have B rows; max_lengths (B,) long, on the model's device, is the most
+    decoder steps per sentence, EOS included: a hypothesis that ends by EOS at step t has
+    t - 1 tokens, and one still going after max_lengths[b] steps ends there without EOS.
+    """
+    book = _make_book(max_lengths, beam_size=1, n_best=1, alpha=0.0)
+    return _decode(step, state, memory, bos, eos, _expand_greedy, book, max_lengths.device)
+
+
+def beam_search(
+    step: StepFunction,
+    state: Selectable,
+    memory: Selectable,
+    bos: int,
+    eos: int,
+    max_lengths: Tensor,
+    beam_size: int,
+    n_best: int = 1,
+    alpha: float = 0.0,
+) -> list[list[Hypothesis]]:
+    """Per sentence, up to n_best finished hypotheses, best normalized score first.
+
+    Arguments as for greedy_search; alpha is the length penalty's exponent. Shrinking beam:
+    each step a sentence keeps its best (K - finished so far) extensions by raw score; one
+    ending in EOS is finished and retires its slot. A sentence stops with no live slot, at
+    its max length, or once it has n_best finished hypotheses that no live one can beat even
+    in the best case (see _BeamBook._is_done). Raises ValueError unless 1 <= n_best <= K.
+    """
+    book = _make_book(max_lengths, beam_size, n_best, alpha)
+    return _decode(step, state, memory, bos, eos, _expand_beam, book, max_lengths.device)

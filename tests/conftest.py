@@ -1,0 +1,45 @@
+"""Shared fixtures: small generated corpora and one tiny trained run for the CLI tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_cli
+
+from seqcli.toydata import ToySplitSizes, write_toy_corpus
+
+SHARED_DATA = Path(os.environ.get("SEQCLI_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("toy")
+    write_toy_corpus(out, ToySplitSizes(train=4000, valid=100, test=200), seed=7)
+    return out
+
+
+TINY_TRAIN_ARGS = (
+    "--src-lang", "src", "--tgt-lang", "tgt",
+    "--vocab-size", "120", "--separate",
+    "--embedding-size", "32", "--hidden-size", "64",
+    "--encoder-layers", "1", "--decoder-layers", "1",
+    "--dropout", "0.0", "--lr", "0.005", "--batch-tokens", "1500",
+    "--label-smoothing", "0.0",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_run(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small attention model trained on the dates task through the CLI (about 20 s)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "dates"
+    run_cli(
+        "train",
+        "--train", str(toy_dir / "train"),
+        "--valid", str(toy_dir / "valid"),
+        *TINY_TRAIN_ARGS,
+        "--max-steps", "400", "--eval-every", "200",
+        "--out", str(run_dir),
+    )  # fmt: skip
+    return run_dir

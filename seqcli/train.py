@@ -138,7 +138,7 @@ class Trainer:
             self.valid_src, self.valid_tgt, self.src_tokenizer, self.tgt_tokenizer, 10**9
         )
 
-    def _train_step(self, examples: list[Example], step: int) -> tuple[float, int]:
+    def train_step(self, examples: list[Example], step: int) -> tuple[float, int]:
         """One update on one batch; returns the summed loss and the number of target tokens."""
         batch = collate(examples).to(self.device)
         gold_probability = self.schedule.gold_probability(step)
@@ -229,7 +229,7 @@ class Trainer:
         cfg = self.config.train
         examples = self.train_data.examples
         for indices in bucket_batches(examples, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch):
-            loss_sum, n_tokens = self._train_step([examples[i] for i in indices], loop.step)
+            loss_sum, n_tokens = self.train_step([examples[i] for i in indices], loop.step)
             if not math.isfinite(loss_sum):
                 raise DataError(f"training diverged: non-finite loss at step {loop.step + 1}")
             loop.step += 1

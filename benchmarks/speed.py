@@ -1,0 +1,153 @@
+"""Training and decoding speed of seqcli for one configuration and corpus.
+
+Training: target tokens per second (real tokens, padding excluded) over --train-steps
+updates after a short warm-up, with the run's architecture and batch size, on --train.
+Decoding: sentences per second translating the --test sources with the run's trained
+weights, greedy and beam 5, counted as generation only (search on already-encoded ids)
+and as the whole call (tokenize, search, detokenize).
+
+    python benchmarks/speed.py --run-dir runs/m30k --train ../shared/data/multi30k/train \
+        --test ../shared/data/multi30k/test2016 --src-lang de --tgt-lang en \
+        --out benchmarks/results/multi30k-cpu.json
+
+Prints a table and writes the figures, the machine, torch version and device as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from seqcli import checkpoint
+from seqcli.corpus import bucket_batches, read_parallel
+from seqcli.textio import write_text_atomic
+from seqcli.train import Trainer, pick_device
+from seqcli.translate import Translator
+
+
+def machine_info(device: torch.device) -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    run = checkpoint.load_run(args.run_dir)
+    config = replace(
+        run.config,
+        data=replace(
+            run.config.data, train=args.train, valid=args.test, src_lang=args.src_lang, tgt_lang=args.tgt_lang
+        ),
+        tokenizer=replace(
+            run.config.tokenizer,
+            src_model=str(Path(args.run_dir) / checkpoint.SRC_SPM),
+            tgt_model=str(Path(args.run_dir) / checkpoint.TGT_SPM),
+            joint=False,
+        ),
+    )
+    trainer = Trainer(config, Path(args.run_dir) / "bench-unused", device=str(device))
+    examples = trainer.train_data.examples
+    batches = bucket_batches(examples, config.train.batch_tokens, seed=1)
+    for indices in batches[: args.warmup_steps]:
+        trainer.train_step([examples[i] for i in indices], step=0)
+    sync(device)
+    tokens, start = 0, time.perf_counter()
+    timed = batches[args.warmup_steps : args.warmup_steps + args.train_steps]
+    for indices in timed:
+        tokens += trainer.train_step([examples[i] for i in indices], step=0)[1]
+    sync(device)
+    seconds = time.perf_counter() - start
+    return {
+        "train_steps": len(timed),
+        "train_target_tokens": tokens,
+        "train_seconds": round(seconds, 2),
+        "train_target_tokens_per_second": round(tokens / seconds, 1),
+        "parameters": trainer.model.count_parameters(),
+    }
+
+
+def measure_decoding(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+    translator = Translator.from_run_dir(Path(args.run_dir), {}, device)
+    sources, _ = read_parallel(args.test, args.src_lang, args.tgt_lang)
+    sources = sources[: args.decode_lines]
+    ids = translator.src_tokenizer.encode(sources)
+    results: dict[str, float] = {"decode_sentences": len(sources)}
+    for beam in (1, 5):
+        decode = replace(translator.decode, beam_size=beam, n_best=1)
+        translator.translate_ids(ids[:16], decode)  # warm-up
+        sync(device)
+        start = time.perf_counter()
+        translator.translate_ids(ids, decode)
+        sync(device)
+        generation = time.perf_counter() - start
+        start = time.perf_counter()
+        translator.translate_lines(sources, beam_size=beam)
+        sync(device)
+        whole = time.perf_counter() - start
+        name = "greedy" if beam == 1 else f"beam{beam}"
+        results[f"{name}_sentences_per_second_generation"] = round(len(sources) / generation, 1)
+        results[f"{name}_sentences_per_second_with_tokenization"] = round(len(sources) / whole, 1)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-dir", required=True, help="A trained run (its config, tokenizers, weights).")
+    parser.add_argument("--train", required=True, help="Training corpus prefix.")
+    parser.add_argument("--test", required=True, help="Test corpus prefix for decoding.")
+    parser.add_argument("--src-lang", required=True)
+    parser.add_argument("--tgt-lang", required=True)
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--warmup-steps", type=int, default=3)
+    parser.add_argument("--decode-lines", type=int, default=1000)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, help="JSON file for the figures.")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    torch.manual_seed(1)
+    figures = {
+        "run_dir": str(args.run_dir),
+        "train": args.train,
+        "test": args.test,
+        "machine": machine_info(device),
+        **measure_training(args, device),
+        **measure_decoding(args, device),
+    }
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value}")
+    if args.out:
+        write_text_atomic(args.out, json.dumps(figures, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -111,6 +111,7 @@ class TrainConfig:
     tf_min: float = 0.0  # floor of linear and exponential decay
     tf_slope: float = 1e-4  # linear: probability lost per step
     tf_k: float = 0.9999  # exponential: k ** step; inverse_sigmoid: k / (k + exp(step / k))
+    hard_attention_entropy: float = 0.01  # entropy bonus of hard attention's REINFORCE term
 
     def __post_init__(self) -> None:
         _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
@@ -122,6 +123,7 @@ class TrainConfig:
         _check_range("train", "tf_min", self.tf_min, 0.0, 1.0)
         _check_range("train", "max_minutes", self.max_minutes, 0.0)
         _check_range("train", "eval_beam_size", self.eval_beam_size, 1)
+        _check_range("train", "hard_attention_entropy", self.hard_attention_entropy, 0.0)
         if self.teacher_forcing == "exponential":
             _check_range("train", "tf_k", self.tf_k, 0.0, 1.0)
         if self.teacher_forcing == "inverse_sigmoid":

@@ -19,7 +19,7 @@ from seqcli import checkpoint
 from seqcli.config import Config
 from seqcli.corpus import EncodedCorpus, Example, bucket_batches, collate, encode_parallel, read_parallel
 from seqcli.errors import DataError
-from seqcli.loss import sequence_loss
+from seqcli.loss import HardAttentionObjective, sequence_loss
 from seqcli.metrics import score
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask
@@ -117,6 +117,7 @@ class Trainer:
             self.device
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
+        self.attention_objective = HardAttentionObjective(config.train.hard_attention_entropy)
         self.translator = Translator(
             self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
         )
@@ -145,11 +146,14 @@ class Trainer:
         use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
-        logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
-        loss_sum = sequence_loss(logits, batch.tgt_out, self.config.train.label_smoothing)
+        output = self.model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+        loss_sum = sequence_loss(output.logits, batch.tgt_out, self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
+        objective = loss_sum
+        if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
+            objective = objective + self.attention_objective(output.choice, output.logits, batch.tgt_out)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss_sum / n_tokens).backward()
+        (objective / n_tokens).backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
         self.optimizer.step()
         return loss_sum.item(), n_tokens
@@ -162,7 +166,7 @@ class Trainer:
         batches = bucket_batches(self.valid_data.examples, self.config.train.batch_tokens, seed=0)
         for indices in batches:
             batch = collate([self.valid_data.examples[i] for i in indices]).to(self.device)
-            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits
             total += sequence_loss(logits, batch.tgt_out, 0.0).item()
             tokens += batch.n_tgt_tokens
         self.model.train()

@@ -1,15 +1,18 @@
 """Attention: score a query against encoder states and mix them into a context vector.
 
-Every module maps (query (B, T, H), keys (B, S, Hk), values (B, S, H), mask (B, S)) to
+Every soft module maps (query (B, T, H), keys (B, S, Hk), values (B, S, H), mask (B, S)) to
 (context (B, T, H), weights (B, T, S)). Keys are projected once per batch by
 `project_keys` and passed in, so nothing is cached on the module. Padding positions
-(mask False) get exactly zero weight.
+(mask False) get exactly zero weight. Hard attention lives in hard_attention.py: it also
+returns the position it chose, which its REINFORCE training term needs.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from seqcli.model.hard_attention import HardAttention
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -77,4 +80,6 @@ def make_attention(kind: str, query_size: int, value_size: int) -> nn.Module | N
         return AdditiveAttention(query_size, value_size)
     if kind == "general":
         return GeneralAttention(query_size, value_size)
+    if kind == "hard":
+        return HardAttention(query_size, value_size)
     raise ValueError(f"attention {kind!r} is not available")

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from seqcli.model.attention import make_attention
 from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
 from seqcli.model.encoder import EncoderOutput
+from seqcli.model.hard_attention import HardAttention, PositionChoice
 
 
 @dataclass
@@ -32,11 +33,13 @@ class Memory:
 @dataclass
 class DecoderState:
     """Per-hypothesis decoder state: the RNN state (each (L, N, H)), the attentional vector
-    fed to the next step (N, H), and the last attention weights (N, S)."""
+    fed to the next step (N, H), the last attention weights (N, S), and with hard attention
+    the last step's position choice (each (N, 1); training only, not kept by `select`)."""
 
     rnn: RNNState
     feed: Tensor
     attention: Tensor | None = None
+    choice: PositionChoice | None = None
 
     def select(self, index: Tensor) -> DecoderState:
         return DecoderState(
@@ -44,6 +47,14 @@ class DecoderState:
             self.feed.index_select(0, index),
             None if self.attention is None else self.attention.index_select(0, index),
         )
+
+
+@dataclass
+class DecoderOutput:
+    """A training pass: logits (B, T, V), and with hard attention its position choices (B, T)."""
+
+    logits: Tensor
+    choice: PositionChoice | None = None
 
 
 class Bridge(nn.Module):
@@ -123,11 +134,14 @@ class Decoder(nn.Module):
         feed = memory.values.new_zeros(memory.values.size(0), self.hidden_size)
         return DecoderState(rnn_state, feed)
 
-    def _attend(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor | None]:
-        """query (N, T, H) -> context (N, T, H), weights (N, T, S) or None."""
+    def _attend(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor | None, PositionChoice | None]:
+        """query (N, T, H) -> context (N, T, H), weights (N, T, S) or None, hard attention's choice."""
         if self.attention is None:
-            return memory.summary.unsqueeze(1).expand_as(query), None
-        return self.attention(query, memory.keys, memory.values, memory.mask)
+            return memory.summary.unsqueeze(1).expand_as(query), None, None
+        if isinstance(self.attention, HardAttention):
+            return self.attention(query, memory.keys, memory.values, memory.mask)
+        context, weights = self.attention(query, memory.keys, memory.values, memory.mask)
+        return context, weights, None
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """One target position. prev_tokens (N,) -> logits (N, V) and the next state."""
@@ -138,42 +152,45 @@ class Decoder(nn.Module):
         """One target position up to the attentional vector (N, H), kept as the next state's feed."""
         inputs = [self.embedding_dropout(self.embedding(prev_tokens)).unsqueeze(1)]  # (N, 1, E)
         if self.context_first:
-            context, weights = self._attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
+            context, weights, choice = self._attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
             inputs.append(context)
         if self.input_feeding:
             inputs.append(state.feed.unsqueeze(1))
         output, raw = self.rnn(torch.cat(inputs, dim=-1), to_raw(state.rnn))  # (N, 1, H)
         if not self.context_first:
-            context, weights = self._attend(output, memory)
+            context, weights, choice = self._attend(output, memory)
         attentional = torch.tanh(self.combine(torch.cat([output, context], dim=-1))).squeeze(1)  # (N, H)
         attention = None if weights is None else weights.squeeze(1)
-        return DecoderState(to_state(raw), attentional, attention)
+        return DecoderState(to_state(raw), attentional, attention, choice)
 
-    def forward_whole_sequence(self, tgt_in: Tensor, state: DecoderState, memory: Memory) -> Tensor:
+    def forward_whole_sequence(self, tgt_in: Tensor, state: DecoderState, memory: Memory) -> DecoderOutput:
         """Teacher-forced fast path: tgt_in (B, T) -> logits (B, T, V) with one RNN call."""
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
         if self.context_first:  # fixed context, fed at every step
             embedded = torch.cat([embedded, memory.summary.unsqueeze(1).expand(-1, tgt_in.size(1), -1)], -1)
         outputs, _ = self.rnn(embedded, to_raw(state.rnn))  # (B, T, H)
-        context, _ = self._attend(outputs, memory)  # (B, T, H)
+        context, _, choice = self._attend(outputs, memory)  # (B, T, H)
         attentional = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
-        return self.output(self.dropout(attentional))  # (B, T, V)
+        return DecoderOutput(self.output(self.dropout(attentional)), choice)  # logits (B, T, V)
 
     def forward_steps(
         self, tgt_in: Tensor, state: DecoderState, memory: Memory, use_gold: Tensor | None
-    ) -> Tensor:
+    ) -> DecoderOutput:
         """Step by step over tgt_in (B, T) -> logits (B, T, V).
 
         use_gold (B, T) bool, or None for pure teacher forcing: where False, the step is fed
         the model's own most probable token from the previous step instead of the gold one
         (scheduled sampling). Position 0 is always BOS.
         """
+        choices: list[PositionChoice] = []
         if use_gold is None:  # nothing depends on the logits: project all positions at once
             attentional = []
             for t in range(tgt_in.size(1)):
                 state = self.step_attentional(tgt_in[:, t], state, memory)
                 attentional.append(state.feed)
-            return self.output(self.dropout(torch.stack(attentional, dim=1)))  # (B, T, V)
+                choices += [state.choice] if state.choice is not None else []
+            logits = self.output(self.dropout(torch.stack(attentional, dim=1)))  # (B, T, V)
+            return DecoderOutput(logits, PositionChoice.stack(choices) if choices else None)
         logits_per_step = [tgt_in.new_empty(0)]
         for t in range(tgt_in.size(1)):
             prev = tgt_in[:, t]
@@ -182,7 +199,9 @@ class Decoder(nn.Module):
                 prev = torch.where(use_gold[:, t], prev, predicted)
             logits, state = self.step(prev, state, memory)
             logits_per_step.append(logits)
-        return torch.stack(logits_per_step[1:], dim=1)
+            choices += [state.choice] if state.choice is not None else []
+        logits = torch.stack(logits_per_step[1:], dim=1)  # (B, T, V)
+        return DecoderOutput(logits, PositionChoice.stack(choices) if choices else None)
 
     def tie_output_to_embedding(self) -> None:
         self.output.weight = self.embedding.weight

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.model.decoder import Bridge, Decoder, DecoderState, Memory
+from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
 from seqcli.model.encoder import Encoder
 from seqcli.tokenizer import PAD_ID
 
@@ -68,8 +68,10 @@ class Seq2Seq(nn.Module):
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, use_gold: Tensor | None = None
-    ) -> Tensor:
-        """Training logits (B, T, V). use_gold (B, T): scheduled sampling's coin flips."""
+    ) -> DecoderOutput:
+        """Training logits (B, T, V), and hard attention's position choices.
+
+        use_gold (B, T): scheduled sampling's coin flips."""
         state, memory = self.encode(src, src_lengths)
         if use_gold is None and self.decoder.can_run_whole_sequence:
             return self.decoder.forward_whole_sequence(tgt_in, state, memory)

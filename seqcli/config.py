@@ -97,6 +97,7 @@ class TrainConfig:
     seed: int = 1
     learning_rate: float = 0.001
     batch_tokens: int = 4096  # target tokens per batch, padding included
+    accum_steps: int = 1  # batches per update (per process); the update is normalised by all their tokens
     max_steps: int = 100000
     max_epochs: int = 100
     max_minutes: float = 0.0  # 0: no time limit
@@ -115,7 +116,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
-        for name in ("batch_tokens", "max_steps", "max_epochs", "eval_every", "patience"):
+        for name in ("batch_tokens", "accum_steps", "max_steps", "max_epochs", "eval_every", "patience"):
             _check_range("train", name, getattr(self, name), 1)
         _check_range("train", "learning_rate", self.learning_rate, 1e-9)
         _check_range("train", "label_smoothing", self.label_smoothing, 0.0, 0.99)

@@ -19,6 +19,7 @@ def translate_command(
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
+    from seqcli import distributed
     from seqcli.textio import check_distinct_paths, open_input, open_output
     from seqcli.train import pick_device
     from seqcli.translate import Translator
@@ -31,7 +32,13 @@ def translate_command(
         "length_penalty": length_penalty,
         "max_length_ratio": max_length_ratio,
     }
+    device = distributed.join_torchrun_job(device)
     translator = Translator.from_run_dir(run_dir, overrides, pick_device(device))
+    world = distributed.current_world()
+    if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
+        for _ in distributed.translate_in_shares(translator, (), world):
+            pass
+        return
     with open_input(input_) as lines, open_output(output) as out:
-        for line in translator.translate_stream(lines):
+        for line in distributed.translate_in_shares(translator, lines, world):
             out.write(line + "\n")

@@ -15,6 +15,7 @@ ATTENTIONS = ("general", "dot", "additive", "none", "hard")
 BRIDGES = ("bridge", "last", "zeros")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
+TASKS = ("translation", "skip-thought")
 
 
 def _check_choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -32,6 +33,7 @@ def _check_range(section: str, name: str, value: float, low: float, high: float 
 class DataConfig:
     """Where the parallel corpus is and how it is filtered."""
 
+    task: str = "translation"  # skip-thought: train and valid are sentence files, not prefixes
     train: str = ""
     valid: str = ""
     src_lang: str = "src"
@@ -40,6 +42,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check_range("data", "max_tokens_per_sentence", self.max_tokens_per_sentence, 1)
+        _check_choice("data", "task", self.task, TASKS)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from seqcli.cli import data, evaluate, tokenize, train, translate
+from seqcli.cli import data, embed, evaluate, tokenize, train, translate
 from seqcli.errors import SeqcliError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(tokenize.app, name="tokenize")
 app.command("train")(train.train_command)
 app.command("translate")(translate.translate_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("embed")(embed.embed_command)
 
 _debug = {"on": os.environ.get("SEQCLI_DEBUG") == "1"}
 

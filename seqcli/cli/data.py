@@ -1,4 +1,4 @@
-"""`seqcli data`: the built-in generated task."""
+"""`seqcli data`: the built-in generated task, and raw books split into sentences."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Get corpora: the built-in generated task.", no_args_is_help=True)
+app = typer.Typer(help="Get corpora: the built-in generated task; books as sentences.", no_args_is_help=True)
 
 
 @app.command("toy")
@@ -22,3 +22,19 @@ def toy_command(
 
     paths = write_toy_corpus(out, ToySplitSizes(train, valid, test), seed)
     typer.echo(f"wrote {len(paths)} files to {out} (use --src-lang src --tgt-lang tgt)", err=True)
+
+
+@app.command("sentences")
+def sentences_command(
+    books: list[Path] = typer.Argument(..., help="Raw text files (e.g. Project Gutenberg books)."),
+    output: str = typer.Option("-", "--output", help="Output file, or - for stdout."),
+) -> None:
+    """Split raw books into one sentence per line; a blank line ends each book (a document)."""
+    from seqcli.sentences import book_sentences
+    from seqcli.textio import check_distinct_paths, open_output, read_lines
+
+    check_distinct_paths(list(books), output)
+    with open_output(output) as out:
+        for book in books:
+            out.writelines(sentence + "\n" for sentence in book_sentences(read_lines(book)))
+            out.write("\n")

@@ -49,6 +49,9 @@ def train_command(
     valid: str = Option(None, "--valid", help="Validation corpus prefix."),
     src_lang: str = Option(None, "--src-lang", help="Source file suffix, e.g. de."),
     tgt_lang: str = Option(None, "--tgt-lang", help="Target file suffix, e.g. en."),
+    task: str = Option(
+        None, help="translation (parallel corpus) or skip-thought (--train/--valid: sentence files)."
+    ),
     out: Path = Option(..., "--out", help="Run directory to create."),
     vocab_size: int = Option(None, help="SentencePiece vocabulary size."),
     tokenizer_type: str = Option(None, help="unigram, bpe or char."),
@@ -56,7 +59,7 @@ def train_command(
     src_spm: str = Option(None, "--src-spm", help="Existing SentencePiece model for the source (or both)."),
     tgt_spm: str = Option(None, "--tgt-spm", help="Existing SentencePiece model for the target."),
     cell: str = Option(None, help="lstm, gru or rnn."),
-    attention: str = Option(None, help="general, dot, additive or none."),
+    attention: str = Option(None, help="general, dot, additive, hard or none."),
     embedding_size: int = Option(None, help="Embedding size."),
     hidden_size: int = Option(None, help="Decoder hidden size (encoder: half per direction)."),
     encoder_layers: int = Option(None, help="Encoder layers."),
@@ -88,7 +91,7 @@ def train_command(
     from seqcli.config import config_from_dict, load_toml, merge
 
     flags = {
-        "data": {"train": train, "valid": valid, "src_lang": src_lang, "tgt_lang": tgt_lang},
+        "data": {"train": train, "valid": valid, "src_lang": src_lang, "tgt_lang": tgt_lang, "task": task},
         "tokenizer": {
             "vocab_size": vocab_size,
             "type": tokenizer_type,
@@ -127,6 +130,10 @@ def train_command(
     }
     base = load_toml(config_file) if config_file else {}
     config = config_from_dict(merge(merge(base, flags), parse_set(assignments)))
+    if config.data.task == "skip-thought":
+        from seqcli.cli.embed import train_skip_thought
+
+        return train_skip_thought(config, out, device)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
 

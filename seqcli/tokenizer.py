@@ -114,6 +114,9 @@ class Tokenizer:
     def pieces_to_ids(self, pieces: list[str]) -> list[int]:
         return [self._processor.piece_to_id(p) for p in pieces]
 
+    def ids_to_pieces(self, ids: list[int]) -> list[str]:
+        return [self._processor.id_to_piece(i) for i in ids]
+
 
 def check_model_choice(joint: bool, src_model: str, tgt_model: str) -> None:
     """Existing models: either one for both sides, or one per side."""

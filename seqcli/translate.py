@@ -13,7 +13,7 @@ import torch
 from seqcli import checkpoint
 from seqcli.config import DecodeConfig
 from seqcli.corpus import pad
-from seqcli.errors import ConfigError, UsageError
+from seqcli.errors import ConfigError, RunDirError, UsageError
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.search import Hypothesis, beam_search, greedy_search
 from seqcli.tokenizer import BOS_ID, EOS_ID, Tokenizer
@@ -55,6 +55,8 @@ class Translator:
         overrides: decode settings that replace the stored ones (None values are ignored).
         """
         run = checkpoint.load_run(run_dir)
+        if run.config.data.task != "translation":
+            raise RunDirError(f"{run_dir}: a {run.config.data.task} run; use `seqcli embed` with it")
         decode = decode_with_overrides(run.config.decode, overrides)
         model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size)
         checkpoint.load_state_into(model, run.tensors, Path(run_dir) / checkpoint.BEST)

@@ -16,6 +16,12 @@ def translate_command(
     n_best: int = typer.Option(None, "--n-best", help="Hypotheses per line, tab-separated, best first."),
     length_penalty: float = typer.Option(None, "--length-penalty", help="GNMT alpha; 0 = off."),
     max_length_ratio: float = typer.Option(None, help="Output at most ratio * source pieces + offset."),
+    attention_plot: Path = typer.Option(
+        None, "--attention-plot", help="Directory for one attention heatmap PNG per line (NNNNNN.png)."
+    ),
+    alignments: str = typer.Option(
+        None, "--alignments", help="File for hard alignments, Pharaoh 'src-tgt' pairs, one line per line."
+    ),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
@@ -38,6 +44,13 @@ def translate_command(
     if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
         for _ in distributed.translate_in_shares(translator, (), world):
             pass
+        return
+    if attention_plot is not None or alignments is not None:  # one process: a forced pass per batch
+        from seqcli.alignment import write_attention
+
+        check_distinct_paths([input_], alignments or "-")
+        with open_input(input_) as lines, open_output(output) as out, open_output(alignments or "-") as links:
+            write_attention(translator, lines, out, attention_plot, links if alignments else None)
         return
     with open_input(input_) as lines, open_output(output) as out:
         for line in distributed.translate_in_shares(translator, lines, world):

@@ -30,7 +30,7 @@ VALID_BOOKS = ("time_machine", "jekyll_and_hyde")
 TEST_BOOKS = ("treasure_island", "war_of_the_worlds")
 MODEL_ARGS = (
     "--cell", "gru", "--unidirectional", "--embedding-size", "128", "--hidden-size", "256",
-    "--encoder-layers", "1", "--decoder-layers", "1", "--dropout", "0.0", "--vocab-size", "4000",
+    "--encoder-layers", "1", "--decoder-layers", "1", "--dropout", "0.0", "--vocab-size", "2000",
     "--batch-tokens", "2400", "--label-smoothing", "0.0", "--lr", "0.002",
     "--set", "data.max_tokens_per_sentence=40",
 )  # fmt: skip
@@ -69,7 +69,7 @@ def main() -> None:
         seqcli(
             "train", "--task", "skip-thought", "--device", "cpu",
             "--train", str(args.work / "train.txt"), "--valid", str(args.work / "valid.txt"),
-            *MODEL_ARGS, "--max-minutes", str(args.minutes), "--eval-every", "500", "--out", str(run_dir),
+            *MODEL_ARGS, "--max-minutes", str(args.minutes), "--eval-every", "1000", "--out", str(run_dir),
         )  # fmt: skip
     train_seconds = time.monotonic() - started
     documents = read_documents(read_lines(args.work / "test.txt"))

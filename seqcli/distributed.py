@@ -141,13 +141,14 @@ def shard_updates(batches: list[list[int]], world: World, accum_steps: int) -> l
 def data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
     """The module to train through: DistributedDataParallel in a job of several processes.
 
-    Unused parameters are searched for, because some configurations (hard attention) leave
-    a projection out of the training graph; the search is one walk over the graph per update.
+    Every parameter of every configuration (cells, attentions, bridges) takes part in each
+    update's loss, so DDP need not search the graph for unused ones; a module that sometimes
+    sits out would need find_unused_parameters=True (DDP says so in its error).
     """
     if not world.is_distributed:
         return model
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def gradient_sync(model: nn.Module, is_last_micro_batch: bool) -> AbstractContextManager[object]:

@@ -24,6 +24,7 @@ class TokenizerSpec:
     type: str = "unigram"  # unigram, bpe or char
     vocab_size: int = 8000
     character_coverage: float = 1.0
+    byte_fallback: bool = False  # unknown characters become UTF-8 byte pieces instead of <unk>
 
 
 def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
@@ -42,6 +43,7 @@ def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
                 vocab_size=spec.vocab_size,
                 character_coverage=spec.character_coverage,
                 hard_vocab_limit=False,
+                byte_fallback=spec.byte_fallback,
                 pad_id=PAD_ID,
                 unk_id=UNK_ID,
                 bos_id=BOS_ID,
@@ -110,6 +112,11 @@ class Tokenizer:
 
     def decode_pieces(self, pieces: list[list[str]]) -> list[str]:
         return self._processor.decode_pieces(pieces)
+
+    def normalize(self, line: str) -> str:
+        """The text as the model sees it (NFKC, whitespace collapsed), in surface form."""
+        # The normalizer marks spaces (and a dummy prefix) with U+2581, as pieces do.
+        return self._processor.normalize(line).replace("\u2581", " ").removeprefix(" ")
 
     def pieces_to_ids(self, pieces: list[str]) -> list[int]:
         return [self._processor.piece_to_id(p) for p in pieces]

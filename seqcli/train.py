@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import math
 import random
+import signal
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
-from seqcli import checkpoint
+from seqcli import checkpoint, distributed
 from seqcli.config import Config
 from seqcli.corpus import EncodedCorpus, Example, bucket_batches, collate, encode_parallel, read_parallel
-from seqcli.errors import DataError
+from seqcli.errors import DataError, SeqcliError, UsageError
 from seqcli.loss import HardAttentionObjective, sequence_loss
 from seqcli.metrics import score
 from seqcli.model.seq2seq import Seq2Seq
@@ -42,6 +44,7 @@ class Evaluation:
     target_tokens_per_second: float
     elapsed_seconds: float
     is_best: bool
+    skipped_steps: int  # updates skipped for a non-finite loss, since the start
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class TrainingSummary:
     parameters: int
     filtered_pairs: int
     elapsed_seconds: float
+    skipped_steps: int
 
 
 class TrainingReporter(Protocol):
@@ -91,17 +95,34 @@ def prepare_tokenizers(
 
 
 def pick_device(name: str) -> torch.device:
+    """'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N'; anything else is a usage error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is available here")
+    return device
 
 
 class Trainer:
     """Holds the model, optimizer and data of one run, and runs the training loop."""
 
-    def __init__(self, config: Config, run_dir: Path, device: str = "auto"):
+    def __init__(
+        self,
+        config: Config,
+        run_dir: Path,
+        device: str = "auto",
+        tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
+    ):
         self.config, self.run_dir = config, Path(run_dir)
+        self.loop = LoopState()
         self.device = pick_device(device)
+        self.world = distributed.current_world()
         torch.manual_seed(config.train.seed)
         random.seed(config.train.seed)
         self.sampler = torch.Generator().manual_seed(config.train.seed)
@@ -112,23 +133,26 @@ class Trainer:
             config.train.tf_slope,
             config.train.tf_k,
         )
-        self._load_data()
+        self._load_data(tokenizers)
         self.model = Seq2Seq(config.model, self.src_tokenizer.vocab_size, self.tgt_tokenizer.vocab_size).to(
             self.device
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
+        self.train_model = distributed.data_parallel(self.model, self.world, self.device)
         self.attention_objective = HardAttentionObjective(config.train.hard_attention_entropy)
         self.translator = Translator(
             self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
         )
 
-    def _load_data(self) -> None:
+    def _load_data(self, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> None:
         data = self.config.data
         if not data.train or not data.valid:
             raise DataError("--train and --valid: both corpus prefixes are needed")
         src_lines, tgt_lines = read_parallel(data.train, data.src_lang, data.tgt_lang)
         self.valid_src, self.valid_tgt = read_parallel(data.valid, data.src_lang, data.tgt_lang)
-        self.src_tokenizer, self.tgt_tokenizer = prepare_tokenizers(self.config, src_lines, tgt_lines)
+        self.src_tokenizer, self.tgt_tokenizer = tokenizers or self.world.from_main(
+            lambda: prepare_tokenizers(self.config, src_lines, tgt_lines)
+        )
         self.train_data: EncodedCorpus = encode_parallel(
             src_lines, tgt_lines, self.src_tokenizer, self.tgt_tokenizer, data.max_tokens_per_sentence
         )
@@ -141,22 +165,48 @@ class Trainer:
 
     def train_step(self, examples: list[Example], step: int) -> tuple[float, int]:
         """One update on one batch; returns the summed loss and the number of target tokens."""
+        return self.train_update([examples], step)
+
+    def train_update(self, micro_batches: list[list[Example]], step: int) -> tuple[float, int]:
+        """One update on this process's micro-batches (see `distributed.shard_updates`).
+
+        The gradient is that of the summed loss of the micro-batches of all processes divided
+        by their total target tokens: one process training on their union would take the same
+        step. Returns that summed loss and token count, over all processes.
+
+        A non-finite loss or gradient norm skips the update (the loss is returned as is, so
+        the caller can count it) and leaves the weights untouched.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, target tokens
+        for index, examples in enumerate(micro_batches):
+            with distributed.gradient_sync(self.train_model, index == len(micro_batches) - 1):
+                totals += self._backward(examples, step)
+        loss_value, n_tokens = self.world.sum(totals).tolist()
+        # DDP averaged the gradients over the processes; this makes them the per-token mean.
+        distributed.scale_gradients(self.model, self.world.size / n_tokens)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
+        if not (math.isfinite(loss_value) and torch.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            return math.nan, int(n_tokens)
+        self.optimizer.step()
+        return loss_value, int(n_tokens)
+
+    def _backward(self, examples: list[Example], step: int) -> torch.Tensor:
+        """Add the gradient of one batch's summed objective; returns (loss sum, target tokens)."""
         batch = collate(examples).to(self.device)
         gold_probability = self.schedule.gold_probability(step)
         use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
-        output = self.model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+        output = self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
         loss_sum = sequence_loss(output.logits, batch.tgt_out, self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
         objective = loss_sum
         if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
             objective = objective + self.attention_objective(output.choice, output.logits, batch.tgt_out)
-        self.optimizer.zero_grad(set_to_none=True)
-        (objective / n_tokens).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
-        self.optimizer.step()
-        return loss_sum.item(), n_tokens
+        objective.backward()
+        return torch.stack([loss_sum.detach().double(), loss_sum.new_tensor(n_tokens, dtype=torch.float64)])
 
     @torch.inference_mode()
     def validation_loss(self) -> float:
@@ -187,12 +237,16 @@ class Trainer:
         )
 
     def run(self, reporter: TrainingReporter) -> TrainingSummary:
-        """Train until max steps, max epochs, the time limit or early stopping."""
+        """Train until max steps, max epochs, the time limit or early stopping.
+
+        SIGINT saves the training state and raises TrainingInterrupted; `resume` goes on from it.
+        """
         self.reporter = reporter
         cfg = self.config.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.save_config(self.run_dir, self.config)
-        checkpoint.save_tokenizers(self.run_dir, self.src_tokenizer, self.tgt_tokenizer)
+        if self.loop.step == 0 and self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.save_config(self.run_dir, self.config)
+            checkpoint.save_tokenizers(self.run_dir, self.src_tokenizer, self.tgt_tokenizer)
         self.reporter.on_start(
             cfg.max_steps,
             {
@@ -202,57 +256,90 @@ class Trainer:
                 "src_vocab": self.src_tokenizer.vocab_size,
                 "tgt_vocab": self.tgt_tokenizer.vocab_size,
                 "device": str(self.device),
+                "from_step": self.loop.step,
             },
         )
-        loop = _LoopState(start=time.monotonic())
+        loop = self.loop
         self.model.train()
-        stop_reason = "max_epochs"
-        for epoch in range(1, cfg.max_epochs + 1):
-            loop.epoch = epoch
-            stop_reason = self._run_epoch(loop)
-            if stop_reason:
-                break
-        else:
-            stop_reason = "max_epochs"
+        with _InterruptFlag() as interrupt:
+            self.interrupt = interrupt
+            stop_reason = ""
+            while not stop_reason and loop.epoch <= cfg.max_epochs:
+                stop_reason = self._run_epoch(loop)
+                if not stop_reason:
+                    loop.epoch, loop.batch_in_epoch = loop.epoch + 1, 0
+            if stop_reason == "interrupted":
+                self.save_training_state()
+                raise TrainingInterrupted(
+                    f"interrupted at step {loop.step}; state saved, continue with "
+                    f"`seqcli train --resume {self.run_dir}`"
+                )
         if loop.step > loop.last_eval_step:
             self._evaluate(loop)
         summary = TrainingSummary(
             steps=loop.step,
             best_step=loop.best_step,
             best_bleu=loop.best_bleu,
-            stop_reason=stop_reason,
+            stop_reason=stop_reason or "max_epochs",
             parameters=self.model.count_parameters(),
             filtered_pairs=self.train_data.n_filtered,
-            elapsed_seconds=round(time.monotonic() - loop.start, 1),
+            elapsed_seconds=round(loop.elapsed(), 1),
+            skipped_steps=loop.skipped_steps,
         )
         self.reporter.on_end(summary)
         return summary
 
-    def _run_epoch(self, loop: _LoopState) -> str:
-        """Train one pass over the data; returns why training must stop, or '' to go on."""
+    def _run_epoch(self, loop: LoopState) -> str:
+        """Train on the rest of the current epoch; returns why training must stop, or ''."""
         cfg = self.config.train
         examples = self.train_data.examples
-        for indices in bucket_batches(examples, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch):
-            loss_sum, n_tokens = self.train_step([examples[i] for i in indices], loop.step)
-            if not math.isfinite(loss_sum):
-                raise DataError(f"training diverged: non-finite loss at step {loop.step + 1}")
+        batches = bucket_batches(examples, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch)
+        updates = distributed.shard_updates(batches, self.world, cfg.accum_steps)
+        per_update = self.world.size * cfg.accum_steps  # batches of the epoch one update covers
+        for micro_batches in updates[loop.batch_in_epoch // per_update :]:
+            if loop.step >= cfg.max_steps:
+                return "max_steps"
+            loss_sum, n_tokens = self.train_update(
+                [[examples[i] for i in indices] for indices in micro_batches], loop.step
+            )
+            loop.batch_in_epoch += per_update
             loop.step += 1
-            loop.loss_sum += loss_sum
-            loop.tokens += n_tokens
-            elapsed = time.monotonic() - loop.interval_start
-            gold = self.schedule.gold_probability(loop.step)
-            self.reporter.on_step(loop.step, loss_sum / n_tokens, loop.tokens / max(elapsed, 1e-9), gold)
+            self._count_loss(loop, loss_sum, n_tokens)
             if loop.step % cfg.eval_every == 0:
                 self._evaluate(loop)
                 if loop.evals_without_gain >= cfg.patience:
                     return "early_stopping"
+            if self.world.broadcast(self.interrupt.is_set):  # rank 0's signal stops every rank
+                return "interrupted"
             if loop.step >= cfg.max_steps:
                 return "max_steps"
-            if cfg.max_minutes and time.monotonic() - loop.start >= cfg.max_minutes * 60:
+            if cfg.max_minutes and self.world.broadcast(loop.elapsed() >= cfg.max_minutes * 60):
                 return "max_minutes"
         return ""
 
-    def _evaluate(self, loop: _LoopState) -> None:
+    def _count_loss(self, loop: LoopState, loss_sum: float, n_tokens: int) -> None:
+        """Add a step's loss to the running figures; stop when updates keep failing."""
+        if not math.isfinite(loss_sum):
+            loop.skipped_steps += 1
+            loop.consecutive_skips += 1
+            if loop.consecutive_skips >= MAX_CONSECUTIVE_NONFINITE:
+                raise TrainingDiverged(
+                    f"step {loop.step}: loss or gradient not finite for {loop.consecutive_skips} "
+                    f"steps in a row ({loop.skipped_steps} skipped in all); stopping. The last "
+                    f"good weights are in {self.run_dir / checkpoint.LAST}"
+                )
+            return
+        loop.consecutive_skips = 0
+        loop.loss_sum += loss_sum
+        loop.tokens += n_tokens
+        elapsed = time.monotonic() - loop.interval_start
+        gold = self.schedule.gold_probability(loop.step)
+        self.reporter.on_step(loop.step, loss_sum / n_tokens, loop.tokens / max(elapsed, 1e-9), gold)
+
+    def _evaluate(self, loop: LoopState) -> None:
+        if not self.world.is_main:
+            self._follow_evaluation(loop)
+            return
         train_seconds = time.monotonic() - loop.interval_start
         valid_loss = self.validation_loss()
         bleu, chrf, exact = self.validation_scores()
@@ -267,36 +354,133 @@ class Trainer:
             valid_exact_match=exact,
             gold_probability=round(self.schedule.gold_probability(loop.step), 4),
             target_tokens_per_second=round(loop.tokens / max(train_seconds, 1e-9), 1),
-            elapsed_seconds=round(time.monotonic() - loop.start, 1),
+            elapsed_seconds=round(loop.elapsed(), 1),
             is_best=is_best,
+            skipped_steps=loop.skipped_steps,
         )
         info = {"step": loop.step, "epoch": loop.epoch, "valid_bleu": bleu}
-        self._save(checkpoint.LAST, info)
         if is_best:
-            self._save(checkpoint.BEST, info)
             loop.best_bleu, loop.best_step, loop.evals_without_gain = bleu, loop.step, 0
         else:
             loop.evals_without_gain += 1
+        loop.last_eval_step = loop.step
+        loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
+        # Weights first, the resumable state last: a crash in between leaves an older state
+        # that resumes and simply redoes the steps since it.
+        self._save(checkpoint.LAST, info)
+        if is_best:
+            self._save(checkpoint.BEST, info)
         checkpoint.append_log(self.run_dir, asdict(evaluation))
+        self.save_training_state()
         self.reporter.on_evaluation(evaluation)
+        self.world.broadcast((loop.best_step, loop.best_bleu, loop.evals_without_gain))
+
+    def _follow_evaluation(self, loop: LoopState) -> None:
+        """Ranks other than 0: wait while rank 0 validates and writes, then take its verdict."""
+        loop.best_step, loop.best_bleu, loop.evals_without_gain = self.world.broadcast((0, 0.0, 0))
         loop.last_eval_step = loop.step
         loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
 
+    def save_training_state(self) -> None:
+        if not self.world.is_main:  # the ranks hold the same weights; rank 0 writes for all
+            return
+        rng = {"torch": torch.get_rng_state(), "sampler": self.sampler.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        state = checkpoint.TrainingState(
+            model=checkpoint.unique_tensors(self.model),
+            optimizer=self.optimizer.state_dict(),
+            rng=rng,
+            loop=self.loop.to_dict(),
+        )
+        checkpoint.save_training_state(self.run_dir / checkpoint.TRAIN_STATE, state)
+
+    def restore_training_state(self) -> None:
+        """Continue exactly where the saved state left off: weights, optimizer, RNGs, loop."""
+        state = checkpoint.load_training_state(self.run_dir)
+        checkpoint.load_state_into(self.model, state.model, self.run_dir / checkpoint.TRAIN_STATE)
+        self.optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng["torch"])
+        self.sampler.set_state(state.rng["sampler"])
+        if "cuda" in state.rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state.rng["cuda"], self.device)
+        self.loop = LoopState.from_dict(state.loop)
+
+    @classmethod
+    def resume(cls, run_dir: Path, config: Config, device: str = "auto") -> Trainer:
+        """A trainer for an existing run; only limits (steps, epochs, minutes, patience) may change."""
+        stored = checkpoint.load_config(run_dir)
+        for section in ("data", "tokenizer", "model"):
+            if getattr(config, section) != getattr(stored, section):
+                raise UsageError(f"--resume {run_dir}: the {section} settings differ from the stored run")
+        tokenizers = checkpoint.load_tokenizers(run_dir)
+        trainer = cls(config, run_dir, device, tokenizers=tokenizers)
+        trainer.restore_training_state()
+        checkpoint.save_config(run_dir, config)
+        return trainer
+
+
+MAX_CONSECUTIVE_NONFINITE = 10
+
+
+class TrainingInterrupted(SeqcliError):
+    """SIGINT during training; the state was saved."""
+
+    exit_code = 130
+
+
+class TrainingDiverged(SeqcliError):
+    """The loss stayed non-finite."""
+
+
+class _InterruptFlag:
+    """Turn SIGINT into a flag the loop checks between steps, so a step is never cut in half."""
+
+    def __init__(self) -> None:
+        self.is_set = False
+        self._previous: object = None
+
+    def __enter__(self) -> _InterruptFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.is_set = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
 
 @dataclass
-class _LoopState:
-    """Counters of the running loop."""
+class LoopState:
+    """Counters of the training loop; saved with the training state so a resume is exact."""
 
-    start: float
     step: int = 0
-    epoch: int = 0
+    epoch: int = 1
+    batch_in_epoch: int = 0  # batches of this epoch already trained on
     loss_sum: float = 0.0
     tokens: int = 0
-    interval_start: float = 0.0
     last_eval_step: int = 0
     best_step: int = 0
     best_bleu: float = -1.0
     evals_without_gain: int = 0
+    skipped_steps: int = 0
+    consecutive_skips: int = 0
+    elapsed_before: float = 0.0  # seconds trained in earlier sessions of this run
+    session_start: float = field(default_factory=time.monotonic)
+    interval_start: float = field(default_factory=time.monotonic)
 
-    def __post_init__(self) -> None:
-        self.interval_start = self.start
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def to_dict(self) -> dict[str, float | int]:
+        values = asdict(self)
+        values["elapsed_before"] = self.elapsed()
+        del values["session_start"], values["interval_start"]
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float | int]) -> LoopState:
+        return cls(**values)  # type: ignore[arg-type]

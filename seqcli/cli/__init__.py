@@ -55,3 +55,18 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(141)
+    except OSError as error:  # a full disk, a permission, a vanished file: the system's words
+        if _debug["on"]:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"seqcli: error: {where}{error.strerror or error}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as error:
+        if _debug["on"]:
+            raise
+        print(
+            f"seqcli: internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            " (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)

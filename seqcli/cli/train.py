@@ -52,7 +52,8 @@ def train_command(
     task: str = Option(
         None, help="translation (parallel corpus) or skip-thought (--train/--valid: sentence files)."
     ),
-    out: Path = Option(..., "--out", help="Run directory to create."),
+    out: Path = Option(None, "--out", help="Run directory to create."),
+    resume: Path = Option(None, "--resume", help="Continue the run in this directory from its saved state."),
     vocab_size: int = Option(None, help="SentencePiece vocabulary size."),
     tokenizer_type: str = Option(None, help="unigram, bpe or char."),
     joint: bool = Option(None, "--joint/--separate", help="One SentencePiece model for both sides, or two."),
@@ -72,6 +73,9 @@ def train_command(
     dropout: float = Option(None, help="Dropout between layers and before the output."),
     learning_rate: float = Option(None, "--lr", help="Adam learning rate."),
     batch_tokens: int = Option(None, help="Padded target tokens per batch."),
+    accum_steps: int = Option(
+        None, help="Batches per update and process; the update covers accum-steps x processes batches."
+    ),
     max_steps: int = Option(None, help="Stop after this many updates."),
     max_epochs: int = Option(None, help="Stop after this many passes over the data."),
     max_minutes: float = Option(None, help="Stop after this many minutes (0 = no limit)."),
@@ -88,7 +92,7 @@ def train_command(
     device: str = Option("auto", help="cpu, cuda, cuda:N or auto."),
 ) -> None:
     """Train an attentional encoder-decoder; RUN_DIR then holds all that translate needs."""
-    from seqcli.config import config_from_dict, load_toml, merge
+    from seqcli.config import config_from_dict, config_to_dict, load_toml, merge
 
     flags = {
         "data": {"train": train, "valid": valid, "src_lang": src_lang, "tgt_lang": tgt_lang, "task": task},
@@ -114,6 +118,7 @@ def train_command(
         "train": {
             "learning_rate": learning_rate,
             "batch_tokens": batch_tokens,
+            "accum_steps": accum_steps,
             "max_steps": max_steps,
             "max_epochs": max_epochs,
             "max_minutes": max_minutes,
@@ -128,21 +133,54 @@ def train_command(
             "seed": seed,
         },
     }
-    base = load_toml(config_file) if config_file else {}
+    if (out is None) == (resume is None):
+        raise UsageError("--out or --resume: give exactly one (a new run directory, or one to continue)")
+    if resume is not None:
+        from seqcli.checkpoint import load_config
+
+        base = config_to_dict(load_config(resume))
+    else:
+        base = load_toml(config_file) if config_file else {}
     config = config_from_dict(merge(merge(base, flags), parse_set(assignments)))
     if config.data.task == "skip-thought":
         from seqcli.cli.embed import train_skip_thought
 
         return train_skip_thought(config, out, device)
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
 
+    from seqcli import distributed
     from seqcli.train import Trainer
 
-    typer.echo("seqcli train: reading the corpus and preparing the tokenizers", err=True)
-    trainer = Trainer(config, out, device)
-    with RichReporter() as reporter:
+    device = distributed.join_torchrun_job(device)  # under torchrun: one process of a data-parallel job
+    if resume is not None:
+        trainer = Trainer.resume(resume, config, device)
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
+        trainer = Trainer(config, out, device)
+    with RichReporter() if distributed.current_world().is_main else QuietReporter() as reporter:
         trainer.run(reporter)
+
+
+class QuietReporter:
+    """Ranks other than 0 under torchrun: rank 0 alone reports."""
+
+    def __enter__(self) -> QuietReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def on_start(self, max_steps: int, info: dict[str, object]) -> None:
+        pass
+
+    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None:
+        pass
+
+    def on_evaluation(self, evaluation: Any) -> None:
+        pass
+
+    def on_end(self, summary: Any) -> None:
+        pass
 
 
 class RichReporter:

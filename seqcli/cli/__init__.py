@@ -64,9 +64,9 @@ def main() -> None:
     except Exception as error:
         if _debug["on"]:
             raise
+        first_line = next(iter(str(error).splitlines()), "")
         print(
-            f"seqcli: internal error: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            " (run with --debug for the traceback)",
+            f"seqcli: internal error: {type(error).__name__}: {first_line} (run with --debug for the traceback)",
             file=sys.stderr,
         )
         sys.exit(1)

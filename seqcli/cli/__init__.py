@@ -66,7 +66,8 @@ def main() -> None:
             raise
         first_line = next(iter(str(error).splitlines()), "")
         print(
-            f"seqcli: internal error: {type(error).__name__}: {first_line} (run with --debug for the traceback)",
+            f"seqcli: internal error: {type(error).__name__}: {first_line}"
+            " (run with --debug for the traceback)",
             file=sys.stderr,
         )
         sys.exit(1)

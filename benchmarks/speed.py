@@ -49,6 +49,8 @@ def machine_info(device: torch.device) -> dict[str, object]:
         "python": platform.python_version(),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        # Other work on the machine slows every figure; the 1-minute load average says how much.
+        "load_average_at_start": round(os.getloadavg()[0], 2),
     }
 
 

@@ -48,9 +48,10 @@ def forced_attention(
     lengths = torch.tensor([len(s) for s in src_ids], dtype=torch.long, device=device)
     tgt_in = pad([[BOS_ID] + t for t in tgt_ids]).to(device)  # (B, T + 1)
     state, memory = model.encode(src, lengths)
-    rows = []
+    rows: list[torch.Tensor] = []
     for t in range(tgt_in.size(1)):
         _, state = model.step(tgt_in[:, t], state, memory)
+        assert state.attention is not None  # every attention module returns weights
         rows.append(state.attention)  # (B, S)
     weights = torch.stack(rows, dim=1).float().cpu().numpy()  # (B, T + 1, S)
     return [weights[b, : len(t) + 1, : len(s)] for b, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True))]

@@ -32,7 +32,7 @@ def embed_command(
     if npy is not None:
         check_distinct_paths([input_], npy)
         with atomic_open(npy, "wb") as handle:
-            np.save(handle, vectors)
+            np.save(handle, vectors)  # type: ignore[arg-type]
         return
     with open_output(output) as out:
         for row in vectors:

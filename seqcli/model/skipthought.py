@@ -9,6 +9,7 @@ a bridge) and are fed it at every step, as in the classic fixed-context encoder-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -75,9 +76,10 @@ class SkipThought(nn.Module):
         return self.encoder(src, src_lengths).final[0][-1]
 
     def _decode(self, index: int, encoded: EncoderOutput, tgt_in: Tensor) -> Tensor:
-        decoder = self.decoders[index]
+        """Decoder 0 (previous sentence) or 1 (next sentence): tgt_in (B, T) -> logits (B, T, V)."""
+        decoder, bridge = cast(Decoder, self.decoders[index]), cast(Bridge, self.bridges[index])
         memory = decoder.make_memory(encoded)
-        state = decoder.initial_state(self.bridges[index](encoded.final), memory)
+        state = decoder.initial_state(bridge(encoded.final), memory)
         return decoder.forward_whole_sequence(tgt_in, state, memory).logits  # (B, T, V)
 
     def forward(

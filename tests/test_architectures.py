@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,18 @@ def test_entropy_bonus_pushes_towards_uniform() -> None:
     loss = HardAttentionObjective(entropy_weight=1.0)(choice, torch.zeros(1, 1, 5), torch.tensor([[4]]))
     loss.backward()
     assert weights.grad is not None and weights.grad[0, 0, 0] > weights.grad[0, 0, 1]
+
+
+def test_tied_embeddings_survive_save_and_reload(copy_task: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(copy_task, tmp_path / "run", "gru", "general", steps=3)
+    config = replace(
+        trainer.config, model=replace(trainer.config.model, embedding_size=32, tied_embeddings=True)
+    )
+    trainer = Trainer(config, tmp_path / "tied", "cpu")
+    trainer.run(Silent())
+    reloaded = Translator.from_run_dir(tmp_path / "tied", {}, torch.device("cpu"))
+    decoder = reloaded.model.decoder
+    assert decoder.output.weight is decoder.embedding.weight
+    assert torch.equal(decoder.output.weight, trainer.model.decoder.output.weight)
+    lines = ["a b c", "f e d c"]
+    assert reloaded.translate_lines(lines) == trainer.translator.translate_lines(lines)

@@ -9,14 +9,14 @@ update. Without torchrun's environment everything here is a no-op for a world of
 
 from __future__ import annotations
 
-import atexit
+import gc
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -24,18 +24,13 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from seqcli.errors import UsageError
-
-if TYPE_CHECKING:
-    from seqcli.translate import Translator
+from seqcli.translate import STREAM_CHUNK_LINES, Translator
 
 T = TypeVar("T")
 
 # Rank 0 validates (or reads a slow input) while the others wait in a collective call; NCCL's
 # default of 10 minutes would end a job whose validation takes longer.
 COLLECTIVE_TIMEOUT = timedelta(hours=1)
-
-# Lines each process translates per round of a shared translation.
-SHARE_LINES = 2000
 
 
 @dataclass(frozen=True)
@@ -111,13 +106,19 @@ def join_torchrun_job(device: str) -> str:
         device = "cpu"
     backend = "nccl" if uses_cuda else "gloo"
     dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=COLLECTIVE_TIMEOUT)
-    # The CLI may leave through sys.exit from anywhere; leave the group cleanly whichever way.
-    atexit.register(_leave_process_group)
     return device
 
 
-def _leave_process_group() -> None:
-    if dist.is_initialized():
+def leave_torchrun_job() -> None:
+    """After a command's work is done: wait for every rank, then close the process group.
+
+    Without the barrier a rank that finishes first tears its connections down while another
+    still talks to it, and Gloo aborts. After an error nothing is closed: torchrun ends the
+    other ranks when one fails.
+    """
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()  # DistributedDataParallel (perhaps in a reference cycle) goes first
+        dist.barrier()
         dist.destroy_process_group()
 
 
@@ -168,7 +169,7 @@ def translate_in_shares(translator: Translator, lines: Iterable[str], world: Wor
     """Translate a stream with every process of the job; rank 0 yields the lines in input order.
 
     Rank 0 reads `lines` (the other ranks pass an empty iterable and yield nothing) in rounds
-    of SHARE_LINES lines per process, deals each round out line by line (line i to rank
+    of STREAM_CHUNK_LINES lines per process, deals each round out line by line (line i to rank
     i mod W, so the ranks get similar lengths), and gathers the translations back. Greedy and
     beam search do not depend on how sentences are batched, so the output equals a single
     process's.
@@ -192,7 +193,7 @@ def _deal_round(iterator: Iterator[str], world: World) -> list[str] | None:
     """Rank 0 reads the next round of lines and scatters them; None on every rank at the end."""
     shares: list[list[str] | None] | None = None
     if world.is_main:
-        round_lines = list(islice(iterator, SHARE_LINES * world.size))
+        round_lines = list(islice(iterator, STREAM_CHUNK_LINES * world.size))
         shares = [round_lines[r :: world.size] if round_lines else None for r in range(world.size)]
     box: list[list[str] | None] = [None]
     dist.scatter_object_list(box, shares, src=0)  # type: ignore[arg-type]

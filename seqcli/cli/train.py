@@ -159,6 +159,8 @@ def train_command(
         trainer = Trainer(config, out, device)
     with RichReporter() if distributed.current_world().is_main else QuietReporter() as reporter:
         trainer.run(reporter)
+    del trainer  # DistributedDataParallel must go before the process group it uses
+    distributed.leave_torchrun_job()
 
 
 class QuietReporter:

@@ -42,8 +42,10 @@ def translate_command(
     translator = Translator.from_run_dir(run_dir, overrides, pick_device(device))
     world = distributed.current_world()
     if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
-        for _ in distributed.translate_in_shares(translator, (), world):
-            pass
+        if attention_plot is None and alignments is None:  # attention output: rank 0 works alone
+            for _ in distributed.translate_in_shares(translator, (), world):
+                pass
+        distributed.leave_torchrun_job()
         return
     if attention_plot is not None or alignments is not None:  # one process: a forced pass per batch
         from seqcli.alignment import write_attention
@@ -51,7 +53,9 @@ def translate_command(
         check_distinct_paths([input_], alignments or "-")
         with open_input(input_) as lines, open_output(output) as out, open_output(alignments or "-") as links:
             write_attention(translator, lines, out, attention_plot, links if alignments else None)
+        distributed.leave_torchrun_job()
         return
     with open_input(input_) as lines, open_output(output) as out:
         for line in distributed.translate_in_shares(translator, lines, world):
             out.write(line + "\n")
+    distributed.leave_torchrun_job()

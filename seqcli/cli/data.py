@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Get corpora: the built-in generated task; books as sentences.", no_args_is_help=True)
+app = typer.Typer(
+    help="Get corpora: the built-in generated task; Multi30k; books as sentences.", no_args_is_help=True
+)
 
 
 @app.command("toy")
@@ -22,6 +24,29 @@ def toy_command(
 
     paths = write_toy_corpus(out, ToySplitSizes(train, valid, test), seed)
     typer.echo(f"wrote {len(paths)} files to {out} (use --src-lang src --tgt-lang tgt)", err=True)
+
+
+@app.command("fetch")
+def fetch_command(
+    corpus: str = typer.Argument(..., help="The corpus to download: multi30k."),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for PREFIX.LANG files (train, valid, test2016, ...)."
+    ),
+    base_url: str = typer.Option(None, "--base-url", help="Download from here instead of GitHub."),
+    timeout: float = typer.Option(60.0, help="Seconds to wait on the network before giving up."),
+) -> None:
+    """Download Multi30k task 1 (en, de, fr, cs), check every sha256, write the files atomically."""
+    from seqcli.errors import UsageError
+    from seqcli.fetch import MULTI30K_BASE_URL, fetch_all, multi30k_manifest
+
+    if corpus != "multi30k":
+        raise UsageError(f"data fetch {corpus}: unknown corpus (known: multi30k)")
+    downloaded, present = fetch_all(multi30k_manifest(), base_url or MULTI30K_BASE_URL, out, timeout)
+    typer.echo(
+        f"{out}: {len(downloaded)} files downloaded, {len(present)} already there and correct "
+        "(use --src-lang de --tgt-lang en, prefixes train, valid, test2016, test2017)",
+        err=True,
+    )
 
 
 @app.command("sentences")

@@ -105,7 +105,7 @@ def main() -> None:
                 f"{result.mean_reciprocal_rank:.3f} | {result.chance_mean_rank:.1f} | "
                 f"{result.chance_recall_at_1:.3f} |"
             )
-    lines += ["", "Reproduce:", "", "```sh", " ".join(["python", *sys.argv]), "```", ""]
+    lines += ["", "Reproduce:", "", "```sh", " ".join([".venv/bin/python", *sys.argv]), "```", ""]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

@@ -116,11 +116,22 @@ class TrainConfig:
     tf_slope: float = 1e-4  # linear: probability lost per step
     tf_k: float = 0.9999  # exponential: k ** step; inverse_sigmoid: k / (k + exp(step / k))
     hard_attention_entropy: float = 0.01  # entropy bonus of hard attention's REINFORCE term
+    # Learning-rate decay on a plateau of validation BLEU: lr *= factor after lr_patience
+    # evaluations without a better BLEU (and again after each further lr_patience); 1.0 = off.
+    lr_decay_factor: float = 1.0
+    lr_patience: int = 2
+    min_learning_rate: float = 0.0
+    keep_checkpoints: int = 0  # keep the last N evaluations' weights as step-NNNNNNNN.safetensors
+    bf16: bool = False  # bfloat16 autocast of the training forward pass; only on CUDA
 
     def __post_init__(self) -> None:
         _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
         for name in ("batch_tokens", "accum_steps", "max_steps", "max_epochs", "eval_every", "patience"):
             _check_range("train", name, getattr(self, name), 1)
+        _check_range("train", "lr_decay_factor", self.lr_decay_factor, 1e-6, 1.0)
+        _check_range("train", "lr_patience", self.lr_patience, 1)
+        _check_range("train", "min_learning_rate", self.min_learning_rate, 0.0)
+        _check_range("train", "keep_checkpoints", self.keep_checkpoints, 0)
         _check_range("train", "learning_rate", self.learning_rate, 1e-9)
         _check_range("train", "label_smoothing", self.label_smoothing, 0.0, 0.99)
         _check_range("train", "tf_start", self.tf_start, 0.0, 1.0)

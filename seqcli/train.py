@@ -18,10 +18,13 @@ from typing import Protocol
 import torch
 
 from seqcli import checkpoint, distributed
+from seqcli.average import prune_step_checkpoints, step_checkpoint_name
 from seqcli.config import Config
 from seqcli.corpus import EncodedCorpus, Example, bucket_batches, collate, encode_parallel, read_parallel
+from seqcli.curves import CURVES_FILE, draw_curves
 from seqcli.errors import DataError, SeqcliError, UsageError
 from seqcli.loss import HardAttentionObjective, sequence_loss
+from seqcli.lr_decay import plateau_learning_rate
 from seqcli.metrics import score
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask
@@ -45,6 +48,7 @@ class Evaluation:
     elapsed_seconds: float
     is_best: bool
     skipped_steps: int  # updates skipped for a non-finite loss, since the start
+    learning_rate: float  # the rate of the updates since the previous evaluation
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,9 @@ class Trainer:
         use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
-        output = self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+        use_bf16 = self.config.train.bf16 and self.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            output = self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
         loss_sum = sequence_loss(output.logits, batch.tgt_out, self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
         objective = loss_sum
@@ -357,12 +363,14 @@ class Trainer:
             elapsed_seconds=round(loop.elapsed(), 1),
             is_best=is_best,
             skipped_steps=loop.skipped_steps,
+            learning_rate=self.optimizer.param_groups[0]["lr"],
         )
         info = {"step": loop.step, "epoch": loop.epoch, "valid_bleu": bleu}
         if is_best:
             loop.best_bleu, loop.best_step, loop.evals_without_gain = bleu, loop.step, 0
         else:
             loop.evals_without_gain += 1
+        self._decay_learning_rate(loop.evals_without_gain)
         loop.last_eval_step = loop.step
         loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
         # Weights first, the resumable state last: a crash in between leaves an older state
@@ -370,14 +378,27 @@ class Trainer:
         self._save(checkpoint.LAST, info)
         if is_best:
             self._save(checkpoint.BEST, info)
+        if self.config.train.keep_checkpoints:
+            self._save(step_checkpoint_name(loop.step), info)
+            prune_step_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
         checkpoint.append_log(self.run_dir, asdict(evaluation))
+        draw_curves(checkpoint.read_log(self.run_dir), self.run_dir / CURVES_FILE)
         self.save_training_state()
         self.reporter.on_evaluation(evaluation)
         self.world.broadcast((loop.best_step, loop.best_bleu, loop.evals_without_gain))
 
+    def _decay_learning_rate(self, evals_without_gain: int) -> None:
+        """On a plateau of validation BLEU, lower the rate (it is saved with the optimizer)."""
+        cfg = self.config.train
+        for group in self.optimizer.param_groups:
+            group["lr"] = plateau_learning_rate(
+                group["lr"], evals_without_gain, cfg.lr_decay_factor, cfg.lr_patience, cfg.min_learning_rate
+            )
+
     def _follow_evaluation(self, loop: LoopState) -> None:
         """Ranks other than 0: wait while rank 0 validates and writes, then take its verdict."""
         loop.best_step, loop.best_bleu, loop.evals_without_gain = self.world.broadcast((0, 0.0, 0))
+        self._decay_learning_rate(loop.evals_without_gain)
         loop.last_eval_step = loop.step
         loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
 

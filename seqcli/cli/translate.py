@@ -8,7 +8,9 @@ import typer
 
 
 def translate_command(
-    run_dir: Path = typer.Argument(..., help="Run directory written by `seqcli train`."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Run directory written by `seqcli train`; several make an ensemble."
+    ),
     input_: str = typer.Option("-", "--input", help="Source text file, or - for stdin."),
     output: str = typer.Option("-", "--output", help="Output file, or - for stdout."),
     beam_size: int = typer.Option(None, "--beam-size", help="1 = greedy. [default: from the run]"),
@@ -26,6 +28,7 @@ def translate_command(
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
     from seqcli import distributed
+    from seqcli.errors import UsageError
     from seqcli.textio import check_distinct_paths, open_input, open_output
     from seqcli.train import pick_device
     from seqcli.translate import Translator
@@ -39,7 +42,14 @@ def translate_command(
         "max_length_ratio": max_length_ratio,
     }
     device = distributed.join_torchrun_job(device)
-    translator = Translator.from_run_dir(run_dir, overrides, pick_device(device))
+    if len(run_dirs) > 1:
+        from seqcli.ensemble import ensemble_translator
+
+        if attention_plot is not None or alignments is not None:
+            raise UsageError("--attention-plot/--alignments: need a single run directory, not an ensemble")
+        translator = ensemble_translator(run_dirs, overrides, pick_device(device))
+    else:
+        translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device))
     world = distributed.current_world()
     if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
         if attention_plot is None and alignments is None:  # attention output: rank 0 works alone

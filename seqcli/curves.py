@@ -1,0 +1,37 @@
+"""Training curves: RUN_DIR/curves.png (losses and validation BLEU against steps) from log.jsonl."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from seqcli.textio import atomic_open
+
+CURVES_FILE = "curves.png"
+
+
+def draw_curves(records: list[dict[str, Any]], path: Path) -> None:
+    """Plot train loss, valid loss and valid BLEU of the evaluation records; write path atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the file is the only output
+    from matplotlib.figure import Figure
+
+    steps = [r["step"] for r in records]
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    losses, bleu = figure.subplots(1, 2)
+    losses.plot(steps, [r["train_loss"] for r in records], marker=".", label="train loss")
+    losses.plot(steps, [r["valid_loss"] for r in records], marker=".", label="valid loss")
+    losses.set_xlabel("step")
+    losses.set_ylabel("loss per target token")
+    losses.legend()
+    bleu.plot(steps, [r["valid_bleu"] for r in records], marker=".", color="tab:green")
+    bleu.set_xlabel("step")
+    bleu.set_ylabel("valid BLEU")
+    for axes in (losses, bleu):
+        axes.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())  # type: ignore[arg-type]

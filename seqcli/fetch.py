@@ -120,7 +120,8 @@ def fetch_all(
     files: list[RemoteFile], base_url: str, out_dir: Path, timeout: float = 60.0
 ) -> tuple[list[str], list[str]]:
     """Fetch every file; returns (downloaded, already present) local names. Stops at the first error."""
-    downloaded, present = [], []
+    downloaded: list[str] = []
+    present: list[str] = []
     for file in files:
         (downloaded if fetch_file(file, base_url, out_dir, timeout) else present).append(file.local)
     return downloaded, present

@@ -89,8 +89,13 @@ def torchrun(*args: str, input_text: str | None = None) -> subprocess.CompletedP
     return result
 
 
-def test_two_gloo_processes_train_and_translate_like_one(tiny_task: Path, tmp_path: Path) -> None:
+def test_two_gloo_processes_train_and_translate_like_one(
+    tiny_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """2 processes x 1 batch per update = 1 process x 2 accumulated batches, update by update."""
+    # One thread per process, as torchrun gives its workers: on a busy 2-core machine a
+    # 2-thread process spends most of its time with one thread waiting for the other.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     single, double = tmp_path / "single", tmp_path / "double"
     run_cli(*train_args(tiny_task, single, accum_steps=2))
     torchrun(*train_args(tiny_task, double, accum_steps=1))

@@ -382,8 +382,9 @@ class Trainer:
             self._save(step_checkpoint_name(loop.step), info)
             prune_step_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
         checkpoint.append_log(self.run_dir, asdict(evaluation))
-        draw_curves(checkpoint.read_log(self.run_dir), self.run_dir / CURVES_FILE)
         self.save_training_state()
+        # Derived from the log, so drawn last: a kill while plotting loses nothing to resume.
+        draw_curves(checkpoint.read_log(self.run_dir), self.run_dir / CURVES_FILE)
         self.reporter.on_evaluation(evaluation)
         self.world.broadcast((loop.best_step, loop.best_bleu, loop.evals_without_gain))
 

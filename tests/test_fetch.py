@@ -62,7 +62,7 @@ def server() -> Iterator[FakeServer]:
     files = {f"/raw/{REMOTE[name]}.gz": gzip.compress(text.encode()) for name, text in TEXTS.items()}
     fake = FakeServer(files)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{httpd.server_address[1]}/raw"
     yield fake

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+# Tiny test models run faster on one thread, and a busy 2-core machine makes extra threads thrash.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def run_cli(
@@ -16,6 +20,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=600,
+        env=ENV,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"seqcli {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")

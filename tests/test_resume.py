@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli
+from cli_helpers import ENV, run_cli
 from conftest import TINY_TRAIN_ARGS
 from safetensors.torch import load_file
 
@@ -37,11 +37,15 @@ def uninterrupted(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def start_and_stop_after(args: list[str], run_dir: Path, step: int, sig: signal.Signals) -> int:
     """Start training, wait until the log shows `step`, send `sig`; returns the exit code."""
-    process = subprocess.Popen([sys.executable, "-m", "seqcli", *args], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seqcli", *args], stderr=subprocess.PIPE, text=True, env=ENV
+    )
     deadline = time.monotonic() + 120
     log = run_dir / checkpoint.LOG_FILE
     while time.monotonic() < deadline and process.poll() is None:
-        if log.exists() and any(json.loads(x)["step"] >= step for x in log.read_text().splitlines()):
+        # The resumable state is written after the log line; wait for it, not just the log.
+        logged = log.exists() and any(json.loads(x)["step"] >= step for x in log.read_text().splitlines())
+        if logged and (run_dir / checkpoint.TRAIN_STATE).exists():
             break
         time.sleep(0.05)
     process.send_signal(sig)

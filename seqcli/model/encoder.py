@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqcli.config import ModelConfig
 from seqcli.model.cells import RNNState, make_rnn, to_state
+from seqcli.tokenizer import PAD_ID
 
 
 @dataclass
@@ -49,6 +51,21 @@ class Encoder(nn.Module):
             cell, embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
         )
         self.output_dropout = nn.Dropout(dropout)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, vocab_size: int) -> Encoder:
+        """The encoder a ModelConfig describes (shared by the translation and skip-thought models)."""
+        return cls(
+            config.cell,
+            vocab_size,
+            config.embedding_size,
+            config.hidden_size,
+            config.encoder_layers,
+            config.bidirectional,
+            config.dropout,
+            config.embedding_dropout,
+            PAD_ID,
+        )
 
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """src (B, S) ids, src_lengths (B,) -> EncoderOutput."""

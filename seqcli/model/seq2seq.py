@@ -17,17 +17,7 @@ class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(
-            config.cell,
-            src_vocab_size,
-            config.embedding_size,
-            config.hidden_size,
-            config.encoder_layers,
-            config.bidirectional,
-            config.dropout,
-            config.embedding_dropout,
-            PAD_ID,
-        )
+        self.encoder = Encoder.from_config(config, src_vocab_size)
         n_states = 2 if config.cell == "lstm" else 1
         self.bridge = Bridge(
             config.bridge, config.hidden_size, config.hidden_size, config.decoder_layers, n_states

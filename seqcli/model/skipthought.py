@@ -34,17 +34,7 @@ class SkipThought(nn.Module):
     def __init__(self, config: ModelConfig, vocab_size: int):
         super().__init__()
         self.config = config
-        self.encoder = Encoder(
-            config.cell,
-            vocab_size,
-            config.embedding_size,
-            config.hidden_size,
-            config.encoder_layers,
-            config.bidirectional,
-            config.dropout,
-            config.embedding_dropout,
-            PAD_ID,
-        )
+        self.encoder = Encoder.from_config(config, vocab_size)
         n_states = 2 if config.cell == "lstm" else 1
         self.bridges = nn.ModuleList(
             Bridge(config.bridge, config.hidden_size, config.hidden_size, config.decoder_layers, n_states)

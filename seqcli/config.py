@@ -14,6 +14,7 @@ CELLS = ("lstm", "gru", "rnn")
 ATTENTIONS = ("general", "dot", "additive", "none", "hard")
 BRIDGES = ("bridge", "last", "zeros")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
+SAMPLING_MODES = ("sequential", "parallel")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
 
@@ -115,6 +116,11 @@ class TrainConfig:
     tf_min: float = 0.0  # floor of linear and exponential decay
     tf_slope: float = 1e-4  # linear: probability lost per step
     tf_k: float = 0.9999  # exponential: k ** step; inverse_sigmoid: k / (k + exp(step / k))
+    # How model predictions replace gold tokens when the probability is below 1:
+    # sequential: each step feeds the prediction of the step before (exact, one step at a time);
+    # parallel: a teacher-forced pass without gradient predicts every position at once, a
+    # second pass trains on the mix (Duckworth et al. 2019); keeps the fast training paths.
+    scheduled_sampling: str = "sequential"
     hard_attention_entropy: float = 0.01  # entropy bonus of hard attention's REINFORCE term
     # Learning-rate decay on a plateau of validation BLEU: lr *= factor after lr_patience
     # evaluations without a better BLEU (and again after each further lr_patience); 1.0 = off.
@@ -126,6 +132,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
+        _check_choice("train", "scheduled_sampling", self.scheduled_sampling, SAMPLING_MODES)
         for name in ("batch_tokens", "accum_steps", "max_steps", "max_epochs", "eval_every", "patience"):
             _check_range("train", name, getattr(self, name), 1)
         _check_range("train", "lr_decay_factor", self.lr_decay_factor, 1e-6, 1.0)

@@ -47,3 +47,16 @@ def draw_gold_mask(shape: tuple[int, int], probability: float, generator: torch.
     if probability >= 1.0:
         return None
     return torch.rand(shape, generator=generator) < probability
+
+
+def mix_predictions(tgt_in: Tensor, predicted: Tensor, use_gold: Tensor) -> Tensor:
+    """Parallel scheduled sampling's decoder inputs (Duckworth et al. 2019).
+
+    tgt_in (B, T) gold inputs starting with BOS; predicted (B, T) the model's most probable
+    token at each position of a teacher-forced pass, i.e. its guess for input t + 1;
+    use_gold (B, T) coin flips. Input 0 stays BOS; input t > 0 is gold where use_gold, else
+    predicted[:, t - 1].
+    """
+    shifted = torch.cat([tgt_in[:, :1], predicted[:, :-1]], dim=1)
+    mixed = torch.where(use_gold, tgt_in, shifted)
+    return mixed

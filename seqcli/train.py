@@ -27,7 +27,7 @@ from seqcli.loss import HardAttentionObjective, sequence_loss
 from seqcli.lr_decay import plateau_learning_rate
 from seqcli.metrics import score
 from seqcli.model.seq2seq import Seq2Seq
-from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask
+from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
 from seqcli.translate import Translator
 
@@ -205,7 +205,13 @@ class Trainer:
             use_gold = use_gold.to(self.device)
         use_bf16 = self.config.train.bf16 and self.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            output = self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+            if use_gold is not None and self.config.train.scheduled_sampling == "parallel":
+                with torch.no_grad():  # first pass: the model's guess at every position
+                    guesses = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits.argmax(-1)
+                tgt_in = mix_predictions(batch.tgt_in, guesses, use_gold)
+                output = self.train_model(batch.src, batch.src_lengths, tgt_in)
+            else:
+                output = self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
         loss_sum = sequence_loss(output.logits, batch.tgt_out, self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
         objective = loss_sum

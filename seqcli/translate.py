@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from itertools import islice
@@ -47,12 +49,18 @@ class Translator:
     ):
         self.model, self.decode, self.device = model, decode, device
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+        # Time spent in search since construction (`seqcli translate --timings`).
+        self.generation_seconds = 0.0
+        self.sentences_searched = 0
 
     @classmethod
-    def from_run_dir(cls, run_dir: Path, overrides: dict[str, object], device: torch.device) -> Translator:
+    def from_run_dir(
+        cls, run_dir: Path, overrides: dict[str, object], device: torch.device, quantize: bool = False
+    ) -> Translator:
         """Rebuild the model from RUN_DIR alone (config, tokenizers, best weights).
 
         overrides: decode settings that replace the stored ones (None values are ignored).
+        quantize: int8 dynamic quantization of the linear and LSTM layers (CPU only).
         """
         run = checkpoint.load_run(run_dir)
         if run.config.data.task != "translation":
@@ -61,6 +69,8 @@ class Translator:
         model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size)
         checkpoint.load_state_into(model, run.tensors, Path(run_dir) / checkpoint.BEST)
         model.to(device).eval()
+        if quantize:
+            model = quantize_dynamic_int8(model, device)
         return cls(model, run.src_tokenizer, run.tgt_tokenizer, decode, device)
 
     def max_lengths(self, src_lengths: list[int]) -> torch.Tensor:
@@ -92,6 +102,7 @@ class Translator:
 
     def translate_ids(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
         """Sort by length, search in batches, and put the results back in input order."""
+        start_time = time.perf_counter()
         results: list[list[Hypothesis]] = [[EMPTY] for _ in ids]
         order = sorted((i for i, s in enumerate(ids) if s), key=lambda i: len(ids[i]))
         for start in range(0, len(order), decode.batch_size):
@@ -100,6 +111,10 @@ class Translator:
                 chunk, self.search_batch([ids[i] for i in chunk], decode), strict=True
             ):
                 results[index] = hypotheses
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.generation_seconds += time.perf_counter() - start_time
+        self.sentences_searched += len(ids)
         return results
 
     def translate_lines(self, lines: list[str], beam_size: int | None = None) -> list[str]:
@@ -116,3 +131,24 @@ class Translator:
             for hypotheses in results:
                 texts = self.tgt_tokenizer.decode([h.tokens for h in hypotheses[: self.decode.n_best]])
                 yield "\t".join(texts)
+
+
+def quantize_dynamic_int8(model: Seq2Seq, device: torch.device) -> Seq2Seq:
+    """int8 weights for the linear and LSTM/GRU layers, activations quantized on the fly.
+
+    Only on a CPU: torch's dynamic quantized kernels (fbgemm/qnnpack) have no GPU version.
+    Embeddings stay in float. The model is for inference only afterwards.
+    """
+    if device.type != "cpu":
+        raise UsageError(f"--quantize: int8 dynamic quantization runs on a CPU only, not on {device}")
+    from torch import nn
+    from torch.ao.quantization import quantize_dynamic
+
+    if model.config.cell == "rnn":  # torch has no dynamic quantized vanilla RNN
+        layers: set[type[nn.Module]] = {nn.Linear}
+    else:
+        layers = {nn.Linear, nn.LSTM, nn.GRU}
+    with warnings.catch_warnings():  # torch announces the move of quantization to torchao
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*deprecated")
+        return quantize_dynamic(model, layers, dtype=torch.qint8)

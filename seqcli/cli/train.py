@@ -87,6 +87,9 @@ def train_command(
     tf_min: float = Option(None, help="Floor of linear/exponential decay."),
     tf_slope: float = Option(None, help="Linear decay per update."),
     tf_k: float = Option(None, help="Exponential base (<1) or inverse-sigmoid k (>=1)."),
+    scheduled_sampling: str = Option(
+        None, help="sequential (exact, step by step) or parallel (two teacher-forced passes)."
+    ),
     seed: int = Option(None, help="Random seed."),
     assignments: list[str] = Option([], "--set", help="Any option as section.name=value; repeatable."),
     device: str = Option("auto", help="cpu, cuda, cuda:N or auto."),
@@ -130,6 +133,7 @@ def train_command(
             "tf_min": tf_min,
             "tf_slope": tf_slope,
             "tf_k": tf_k,
+            "scheduled_sampling": scheduled_sampling,
             "seed": seed,
         },
     }

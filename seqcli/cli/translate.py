@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from seqcli.translate import Translator
 
 
 def translate_command(
@@ -25,6 +29,12 @@ def translate_command(
         None, "--alignments", help="File for hard alignments, Pharaoh 'src-tgt' pairs, one line per line."
     ),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    quantize: bool = typer.Option(
+        False, "--quantize", help="int8 dynamic quantization of linear and LSTM/GRU layers (CPU only)."
+    ),
+    timings: bool = typer.Option(
+        False, "--timings", help="Report lines and search time (generation only) on stderr at the end."
+    ),
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
     from seqcli import distributed
@@ -47,9 +57,11 @@ def translate_command(
 
         if attention_plot is not None or alignments is not None:
             raise UsageError("--attention-plot/--alignments: need a single run directory, not an ensemble")
+        if quantize:
+            raise UsageError("--quantize: not available for ensembles; quantize a single run directory")
         translator = ensemble_translator(run_dirs, overrides, pick_device(device))
     else:
-        translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device))
+        translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device), quantize)
     world = distributed.current_world()
     if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
         if attention_plot is None and alignments is None:  # attention output: rank 0 works alone
@@ -68,4 +80,18 @@ def translate_command(
     with open_input(input_) as lines, open_output(output) as out:
         for line in distributed.translate_in_shares(translator, lines, world):
             out.write(line + "\n")
+    if timings:
+        _report_timings(translator)
     distributed.leave_torchrun_job()
+
+
+def _report_timings(translator: Translator) -> None:
+    """One stderr line: how many sentences this process searched and how long the search took."""
+    import sys
+
+    seconds, count = translator.generation_seconds, translator.sentences_searched
+    rate = count / seconds if seconds > 0 else 0.0
+    print(
+        f"seqcli translate: {count} lines, generation {seconds:.3f} s ({rate:.1f} lines/s)",
+        file=sys.stderr,
+    )

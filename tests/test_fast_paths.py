@@ -1,0 +1,108 @@
+"""The fast training and decoding paths: fused loss, parallel scheduled sampling, int8 decoding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from cli_helpers import run_cli
+from test_training import SilentReporter, tiny_config
+
+from seqcli.corpus import bucket_batches, collate
+from seqcli.loss import sequence_loss
+from seqcli.teacher import mix_predictions
+from seqcli.tokenizer import PAD_ID
+from seqcli.train import Trainer
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+def test_fused_loss_matches_torch_cross_entropy(eps: float) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(4, 9, 60, requires_grad=True)
+    target = torch.randint(1, 60, (4, 9))
+    target[1, 4:] = PAD_ID
+    target[3, 1:] = PAD_ID
+    ours = sequence_loss(logits, target, eps)
+    (ours_grad,) = torch.autograd.grad(ours * 2.5, logits)
+    reference = F.cross_entropy(
+        logits.reshape(-1, 60), target.reshape(-1), ignore_index=PAD_ID, label_smoothing=eps, reduction="sum"
+    )
+    (reference_grad,) = torch.autograd.grad(reference * 2.5, logits)
+    assert torch.allclose(ours, reference, rtol=1e-5)
+    assert torch.allclose(ours_grad, reference_grad, atol=1e-6)
+    assert ours_grad[3, 1:].abs().max() == 0  # padding gets no gradient
+
+
+def test_mix_predictions_shifts_guesses_into_the_next_input() -> None:
+    tgt_in = torch.tensor([[2, 10, 11, 12], [2, 20, 21, 0]])
+    guesses = torch.tensor([[30, 31, 32, 33], [40, 41, 42, 43]])
+    use_gold = torch.tensor([[False, True, False, False], [False, False, True, False]])
+    mixed = mix_predictions(tgt_in, guesses, use_gold)
+    # position 0 stays BOS; a non-gold position t takes the guess made at t - 1
+    assert mixed.tolist() == [[2, 10, 31, 32], [2, 40, 21, 42]]
+
+
+def test_parallel_sampling_trains_on_the_first_pass_guesses(toy_dir: Path) -> None:
+    config = tiny_config(
+        toy_dir, teacher_forcing="constant", tf_start=0.0, scheduled_sampling="parallel", label_smoothing=0.0
+    )
+    trainer = Trainer(config, toy_dir / "unused-run", device="cpu")
+    trainer.reporter = SilentReporter()
+    calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    forward = trainer.train_model.forward
+
+    def spy(src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor, use_gold=None):  # type: ignore[no-untyped-def]
+        output = forward(src, lengths, tgt_in, use_gold)
+        calls.append((tgt_in.clone(), use_gold))
+        return output
+
+    trainer.model.eval()  # no dropout: the guesses below are reproducible
+    examples = trainer.train_data.examples
+    batch = [examples[i] for i in bucket_batches(examples, 800, seed=0)[0]]
+    tensors = collate(batch)
+    gold = tensors.tgt_in
+    with torch.no_grad():
+        guesses = trainer.model(tensors.src, tensors.src_lengths, gold).logits.argmax(-1)
+    trainer.train_model.forward = spy  # type: ignore[method-assign]
+    trainer.train_step(batch, step=0)
+    (first, first_gold), (fed, use_gold) = calls  # a guessing pass, then one on the mixed inputs
+    assert torch.equal(first, gold) and first_gold is None
+    assert use_gold is None  # both are teacher-forced passes: the sequential sampling loop is not used
+    assert torch.equal(fed[:, 0], gold[:, 0])
+    assert torch.equal(fed[:, 1:], guesses[:, :-1])  # probability 0: every input is a guess
+    assert not torch.equal(fed, gold)
+
+
+def test_parallel_sampling_learns(toy_dir: Path) -> None:
+    config = tiny_config(toy_dir, teacher_forcing="linear", tf_start=1.0, tf_slope=0.01, tf_min=0.5,
+                         scheduled_sampling="parallel", learning_rate=0.005)  # fmt: skip
+    trainer = Trainer(config, toy_dir / "unused-run", device="cpu")
+    examples = trainer.train_data.examples
+    batches = bucket_batches(examples, 800, seed=0)
+    losses = []
+    for step, indices in enumerate(batches[:60]):
+        loss, tokens = trainer.train_step([examples[i] for i in indices], step)
+        losses.append(loss / tokens)
+    assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10  # mixed inputs: learns, if slower
+
+
+def test_int8_quantized_translation_agrees_with_float(trained_run: Path, toy_dir: Path) -> None:
+    lines = (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()[:60]
+    text = "\n".join(lines) + "\n"
+    plain = run_cli("translate", str(trained_run), "--device", "cpu", input_text=text)
+    quantized = run_cli("translate", str(trained_run), "--device", "cpu", "--quantize", "--timings",
+                        input_text=text)  # fmt: skip
+    a, b = plain.stdout.splitlines(), quantized.stdout.splitlines()
+    assert len(b) == len(lines)
+    assert sum(x == y for x, y in zip(a, b, strict=True)) >= 0.8 * len(lines)
+    assert "seqcli translate: 60 lines, generation" in quantized.stderr
+
+
+def test_quantize_refuses_an_ensemble(trained_run: Path) -> None:
+    result = run_cli(
+        "translate", str(trained_run), str(trained_run), "--quantize", input_text="x\n", check=False
+    )
+    assert result.returncode == 2
+    assert "--quantize" in result.stderr

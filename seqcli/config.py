@@ -128,7 +128,7 @@ class TrainConfig:
     lr_patience: int = 2
     min_learning_rate: float = 0.0
     keep_checkpoints: int = 0  # keep the last N evaluations' weights as step-NNNNNNNN.safetensors
-    bf16: bool = False  # bfloat16 autocast of the training forward pass; only on CUDA
+    bf16: bool = False  # bfloat16 autocast of the training forward pass, where the GPU or CPU has bf16 units
 
     def __post_init__(self) -> None:
         _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)

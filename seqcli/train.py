@@ -113,6 +113,15 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products run in hardware here: a CUDA GPU that supports them,
+    or a CPU with AVX-512 BF16 or AMX (elsewhere bf16 autocast on a CPU is emulated and slow)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 class Trainer:
     """Holds the model, optimizer and data of one run, and runs the training loop."""
 
@@ -203,8 +212,8 @@ class Trainer:
         use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
-        use_bf16 = self.config.train.bf16 and self.device.type == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        use_bf16 = self.config.train.bf16 and has_native_bf16(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
             if use_gold is not None and self.config.train.scheduled_sampling == "parallel":
                 with torch.no_grad():  # first pass: the model's guess at every position
                     guesses = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits.argmax(-1)

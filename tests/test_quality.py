@@ -151,10 +151,19 @@ def test_tune_length_penalty_prints_each_alpha_and_saves_the_best(
     assert "best alpha" in result.stderr and "tok:13a" in result.stderr
 
 
-def test_bf16_is_ignored_on_cpu(toy_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_only_where_the_hardware_has_it(
+    toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    import seqcli.train as train_module
+
+    monkeypatch.setattr(train_module, "has_native_bf16", lambda device: native)
     config = _config(toy_dir, 1)
     config = replace(config, train=replace(config.train, bf16=True))  # type: ignore[attr-defined]
     trainer = Trainer(config, tmp_path / "run", "cpu")  # type: ignore[arg-type]
+    seen: list[torch.dtype] = []
+    trainer.model.decoder.output.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     loss, tokens = trainer.train_step(trainer.train_data.examples[:8], step=0)
     assert math.isfinite(loss) and tokens > 0
+    assert seen == [torch.bfloat16 if native else torch.float32]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Self, overload
 
 import torch
@@ -79,73 +79,60 @@ def _expand_beam(scores: Tensor, log_probs: Tensor, open_slots: Tensor) -> _Expa
     return _Expansion(top_scores, index // v, index % v)
 
 
-@dataclass
 class _BeamBook:
-    """Finished hypotheses per sentence, and the rules that say when a sentence is done."""
+    """Finished hypotheses per sentence, and the rules that say when a sentence is done.
 
-    limits: list[int]  # per sentence: the most decoder steps (tokens, EOS included)
-    beam_size: int
-    n_best: int
-    alpha: float
-    finished: list[list[Hypothesis]] = field(init=False)  # per sentence, in order found
+    The bookkeeping is done with tensors over all active sentences at once, on the host (the
+    one transfer per step); Python only touches the hypotheses that finish, to build them.
+    """
 
-    def __post_init__(self) -> None:
-        self.finished = [[] for _ in self.limits]
+    def __init__(self, limits: Tensor, beam_size: int, n_best: int, alpha: float):
+        self.limits = limits.cpu()  # (B,) per sentence: the most decoder steps, EOS included
+        self.beam_size, self.n_best, self.alpha = beam_size, n_best, alpha
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(len(limits))]  # in order found
+        # The n_best best normalized scores found so far per sentence, -inf where fewer.
+        self.top = torch.full((len(limits), n_best), -math.inf, dtype=torch.float64)  # (B, n_best)
 
-    def update(
-        self, sent_ids: list[int], scores: Tensor, is_eos: Tensor, history: Tensor, t: int
-    ) -> list[int]:
-        """Store what step t finished; return the positions of the sentences not yet done.
+    def update(self, sent_ids: Tensor, scores: Tensor, is_eos: Tensor, history: Tensor, t: int) -> Tensor:
+        """Store what step t finished; return the positions (n',) of the sentences not yet done.
 
-        sent_ids: the original index of each of the n active sentences; scores (n, K);
-        is_eos (n, K) bool, only for live candidates; history (N, t) tokens of each slot.
+        sent_ids (n,) long on the host: the original index of each active sentence; scores
+        (n, K); is_eos (n, K) bool, only for live candidates; history (N, t) tokens of each slot.
         """
         host = torch.stack((scores, is_eos.to(scores.dtype))).cpu()  # (2, n, K): the one sync
-        host_scores, host_eos = host[0], host[1].bool()  # (n, K)
-        at_limit = [t >= self.limits[sent] for sent in sent_ids]  # (n,)
+        host_scores, host_eos = host[0].double(), host[1].bool()  # (n, K)
+        limits = self.limits[sent_ids]  # (n,)
+        at_limit = limits <= t  # (n,)
         is_live = host_scores.isfinite() & ~host_eos  # (n, K)
         # At its limit a sentence's live hypotheses end as they are, without EOS.
-        ending = host_eos | (is_live & torch.tensor(at_limit).unsqueeze(1))  # (n, K)
-        self._store(sent_ids, host_scores, ending, host_eos, history, t)
-        best_live = host_scores.masked_fill(~is_live, -math.inf).amax(dim=1).tolist()  # (n,)
-        done = [self._is_done(s, b, a, t) for s, b, a in zip(sent_ids, best_live, at_limit, strict=True)]
-        return [i for i, is_done in enumerate(done) if not is_done]
-
-    def _store(
-        self,
-        sent_ids: list[int],
-        scores: Tensor,
-        ending: Tensor,
-        is_eos: Tensor,
-        history: Tensor,
-        t: int,
-    ) -> None:
-        """Turn the slots marked in `ending` (n, K) into hypotheses, best rank first."""
-        positions = ending.nonzero().tolist()  # sentence-major, so earlier-found stays first
-        if not positions:
-            return
-        rows = torch.tensor([i * self.beam_size + k for i, k in positions])
-        token_rows = history[rows.to(history.device)].tolist()  # (finished, t)
-        # Both endings took t steps (t - 1 tokens and EOS, or t tokens cut at the limit),
-        # so both are normalized by the penalty for length t.
-        penalty = length_penalty(t, self.alpha)
-        for (i, k), tokens in zip(positions, token_rows, strict=True):
-            score = float(scores[i, k])
-            kept = tokens[:-1] if is_eos[i, k] else tokens
-            self.finished[sent_ids[i]].append(Hypothesis(kept, score, score / penalty))
-
-    def _is_done(self, sent: int, best_live: float, at_limit: bool, t: int) -> bool:
-        """Done at the limit, with no live slot, or when no live one can reach the n best."""
-        if at_limit or best_live == -math.inf:
-            return True
-        found = self.finished[sent]
-        if len(found) < self.n_best:
-            return False
-        nth_best = sorted((h.normalized_score for h in found), reverse=True)[self.n_best - 1]
+        ending = host_eos | (is_live & at_limit.unsqueeze(1))  # (n, K)
+        if ending.any():
+            self._store(sent_ids, host_scores, ending, host_eos, history, t)
+        best_live = host_scores.masked_fill(~is_live, -math.inf).amax(dim=1)  # (n,)
         # Scores only fall (s <= 0). For alpha >= 0 the penalty grows with length, so a live
         # hypothesis ends at best at s / penalty(limit); for alpha < 0 at s / penalty(t).
-        bound_length = self.limits[sent] if self.alpha >= 0 else t
-        return best_live / length_penalty(bound_length, self.alpha) <= nth_best
+        bound_length = limits if self.alpha >= 0 else torch.full_like(limits, t)
+        best_reachable = best_live / length_penalty(bound_length.double(), self.alpha)  # (n,)
+        nth_best = self.top[sent_ids, -1]  # (n,), -inf until n_best are found
+        done = at_limit | (best_live == -math.inf) | (best_reachable <= nth_best)
+        return (~done).nonzero().squeeze(1)
+
+    def _store(
+        self, sent_ids: Tensor, scores: Tensor, ending: Tensor, is_eos: Tensor, history: Tensor, t: int
+    ) -> None:
+        """Turn the slots marked in `ending` (n, K) into hypotheses, best rank first."""
+        # Both endings took t steps (t - 1 tokens and EOS, or t tokens cut at the limit),
+        # so both are normalized by the penalty for length t.
+        normalized = scores / length_penalty(t, self.alpha)  # (n, K)
+        candidates = torch.cat([self.top[sent_ids], normalized.masked_fill(~ending, -math.inf)], dim=1)
+        self.top[sent_ids] = candidates.topk(self.n_best, dim=1).values
+        positions = ending.nonzero()  # (finished, 2) sentence-major, so earlier-found stays first
+        rows = positions[:, 0] * self.beam_size + positions[:, 1]
+        token_rows = history[rows.to(history.device)].tolist()  # (finished, t)
+        owners = sent_ids[positions[:, 0]].tolist()
+        for (i, k), owner, tokens in zip(positions.tolist(), owners, token_rows, strict=True):
+            kept = tokens[:-1] if is_eos[i, k] else tokens
+            self.finished[owner].append(Hypothesis(kept, float(scores[i, k]), float(normalized[i, k])))
 
     def results(self) -> list[list[Hypothesis]]:
         """Per sentence, its n best finished hypotheses, best normalized score first."""
@@ -168,7 +155,7 @@ def _decode(
 ) -> list[list[Hypothesis]]:
     """The loop shared by greedy and beam search: step, expand, book, drop done sentences."""
     k = book.beam_size
-    sent_ids = list(range(len(book.limits)))  # original index of each active sentence
+    sent_ids = torch.arange(len(book.limits))  # (n,) on the host: original index of each active sentence
     slots = torch.arange(k, device=device)  # (K,)
     rows = torch.arange(len(sent_ids), device=device).repeat_interleave(k)  # (B*K,)
     state, memory = state.select(rows), memory.select(rows)
@@ -178,25 +165,25 @@ def _decode(
     open_slots = torch.full((len(sent_ids), 1), k, device=device)  # (B, 1): K - finished
     history = torch.zeros((len(rows), 0), dtype=torch.long, device=device)  # (N, 0)
     prev_tokens = torch.full((len(rows),), bos, dtype=torch.long, device=device)  # (N,)
-    for t in range(1, max(book.limits, default=0) + 1):
+    for t in range(1, int(book.limits.max()) + 1 if len(book.limits) else 1):
         n = len(sent_ids)
         log_probs, state = step(prev_tokens, state, memory)  # (N, V)
         grown = expand(scores, log_probs.reshape(n, k, -1), open_slots)  # (n, K) each
         rows = (torch.arange(n, device=device).unsqueeze(1) * k + grown.parents).view(-1)  # (N,)
         history = torch.cat((history[rows], grown.tokens.view(-1, 1)), dim=1)  # (N, t)
         is_eos = (grown.tokens == eos) & grown.scores.isfinite()  # (n, K)
-        keep = book.update(sent_ids, grown.scores, is_eos, history, t)
-        if not keep:
+        keep = book.update(sent_ids, grown.scores, is_eos, history, t)  # (n',) on the host
+        if len(keep) == 0:
             break
         scores = grown.scores.masked_fill(is_eos, -math.inf)  # an EOS retires its slot
         open_slots = open_slots - is_eos.sum(dim=1, keepdim=True)  # (n, 1)
         if len(keep) < n:
-            kept = torch.tensor(keep, device=device)  # (n',)
+            kept = keep.to(device)  # (n',)
             kept_rows = (kept.unsqueeze(1) * k + slots).view(-1)  # (N',)
             rows, history = rows[kept_rows], history[kept_rows]
             scores, open_slots = scores[kept], open_slots[kept]
             memory = memory.select(kept_rows)  # memory changes only with the set of sentences
-            sent_ids = [sent_ids[i] for i in keep]
+            sent_ids = sent_ids[keep]
         if k > 1 or len(keep) < n:  # greedy never reorders, so its rows only need selecting
             state = state.select(rows)
         prev_tokens = history[:, -1]  # (N,)
@@ -211,10 +198,9 @@ def _make_book(max_lengths: Tensor, beam_size: int, n_best: int, alpha: float) -
         raise ValueError(f"n_best must be between 1 and beam_size ({beam_size}), got {n_best}")
     if max_lengths.dim() != 1:
         raise ValueError(f"max_lengths must have shape (B,), got {tuple(max_lengths.shape)}")
-    limits = max_lengths.tolist()
-    if limits and min(limits) < 1:
-        raise ValueError(f"max_lengths must all be at least 1, got {min(limits)}")
-    return _BeamBook(limits, beam_size, n_best, alpha)
+    if len(max_lengths) and int(max_lengths.min()) < 1:
+        raise ValueError(f"max_lengths must all be at least 1, got {int(max_lengths.min())}")
+    return _BeamBook(max_lengths, beam_size, n_best, alpha)
 
 
 def greedy_search(

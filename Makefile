@@ -45,8 +45,10 @@ test: lint
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
+# seqcli beside JoeyNMT 2.3.0 on Multi30k de-en (installs JoeyNMT into runs/joeynmt-venv; ~35 min on 2 CPU cores)
+SHARED_DATA ?= ../shared/data
 bench: $(STAMP)
-	$(BIN)/python benchmarks/speed.py --help
+	$(BIN)/python benchmarks/compare_joeynmt.py --data $(SHARED_DATA)/multi30k --steps 300
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -15,6 +15,7 @@ ATTENTIONS = ("general", "dot", "additive", "none", "hard")
 BRIDGES = ("bridge", "last", "zeros")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 SAMPLING_MODES = ("sequential", "parallel")
+RNN_INITS = ("torch", "xavier")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
 
@@ -79,9 +80,15 @@ class ModelConfig:
     dropout: float = 0.3
     embedding_dropout: float = 0.0
     tied_embeddings: bool = False
+    # RNN weights: "torch" keeps PyTorch's uniform(+-1/sqrt(H)) for weights and biases;
+    # "xavier" draws each gate's input and recurrent matrix from Glorot's uniform, zeroes the
+    # biases and starts the LSTM forget gates at forget_bias (Jozefowicz et al. 2015).
+    rnn_init: str = "torch"
+    forget_bias: float = 1.0
 
     def __post_init__(self) -> None:
         _check_choice("model", "cell", self.cell, CELLS)
+        _check_choice("model", "rnn_init", self.rnn_init, RNN_INITS)
         _check_choice("model", "attention", self.attention, ATTENTIONS)
         _check_choice("model", "bridge", self.bridge, BRIDGES)
         for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):

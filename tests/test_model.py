@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -99,3 +101,27 @@ def test_tied_embeddings_share_one_matrix() -> None:
     config = ModelConfig(embedding_size=12, hidden_size=12, tied_embeddings=True)
     model = Seq2Seq(config, 20, 15)
     assert model.decoder.output.weight is model.decoder.embedding.weight
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_xavier_rnn_init_bounds_each_gate_and_biases_the_forget_gate(cell: str) -> None:
+    config = ModelConfig(cell=cell, embedding_size=24, hidden_size=32, rnn_init="xavier", forget_bias=1.0)
+    model = Seq2Seq(config, 50, 60)
+    for rnn in (model.encoder.rnn, model.decoder.rnn):
+        gates = rnn.weight_hh_l0.size(0) // rnn.hidden_size
+        for name, parameter in rnn.named_parameters():
+            if name.startswith("weight"):
+                bound = math.sqrt(6.0 / (parameter.size(1) + parameter.size(0) // gates))
+                assert parameter.abs().max() <= bound
+                assert parameter.abs().max() > 0.9 * bound  # drawn over the whole range
+            elif cell == "lstm" and name.startswith("bias_ih"):
+                h = rnn.hidden_size
+                assert torch.all(parameter[h : 2 * h] == 1.0)
+                assert torch.all(parameter[:h] == 0) and torch.all(parameter[2 * h :] == 0)
+            else:
+                assert torch.all(parameter == 0)
+
+
+def test_torch_rnn_init_is_the_default() -> None:
+    model = Seq2Seq(ModelConfig(embedding_size=24, hidden_size=32), 50, 60)
+    assert model.decoder.rnn.bias_hh_l0.abs().max() > 0  # torch's uniform biases, untouched

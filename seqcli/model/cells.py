@@ -6,6 +6,9 @@ for LSTM, so that code selecting or reshaping states never needs to know the cel
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -40,3 +43,24 @@ def to_raw(state: RNNState) -> Tensor | tuple[Tensor, Tensor]:
 def top_hidden(state: RNNState) -> Tensor:
     """The last layer's hidden output h. (L, B, H) -> (B, H)"""
     return state[0][-1]
+
+
+def glorot_rnn_init_(rnn: nn.RNNBase, forget_bias: float) -> None:
+    """Glorot-uniform gate matrices, zero biases, LSTM forget gates biased to forget_bias.
+
+    torch stores the gates of a layer stacked in one matrix (4H x in for an LSTM: input,
+    forget, cell, output), so the bound is computed for one gate's (H x in) matrix, not the
+    stack, as if each gate were its own linear layer. The forget bias goes to bias_ih only:
+    the gate sees bias_ih + bias_hh.
+    """
+    gates = rnn.weight_hh_l0.size(0) // rnn.hidden_size
+    with torch.no_grad():
+        for name, parameter in rnn.named_parameters():
+            if name.startswith("weight"):
+                fan_out, fan_in = parameter.size(0) // gates, parameter.size(1)
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                parameter.uniform_(-bound, bound)
+            else:
+                parameter.zero_()
+                if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
+                    parameter[rnn.hidden_size : 2 * rnn.hidden_size] = forget_bias

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
+from seqcli.model.cells import glorot_rnn_init_
 from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
 from seqcli.model.encoder import Encoder
 from seqcli.tokenizer import PAD_ID
@@ -39,7 +40,7 @@ class Seq2Seq(nn.Module):
             self.decoder.tie_output_to_embedding()
 
     def _initialize(self) -> None:
-        """Small normal embeddings (pad row zero), Xavier linear layers, torch's RNN defaults."""
+        """Small normal embeddings (pad row zero), Xavier linear layers, RNNs per model.rnn_init."""
         for embedding in (self.encoder.embedding, self.decoder.embedding):
             nn.init.normal_(embedding.weight, std=0.1)
             with torch.no_grad():
@@ -49,6 +50,9 @@ class Seq2Seq(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        if self.config.rnn_init == "xavier":
+            for rnn in (self.encoder.rnn, self.decoder.rnn):
+                glorot_rnn_init_(rnn, self.config.forget_bias)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[DecoderState, Memory]:
         """src (B, S), src_lengths (B,) -> the decoder's first state and its memory."""

@@ -60,7 +60,9 @@ def measure(command: list[str], stdin_text: str | None, repeats: int) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run-dir", required=True, type=Path, help="A trained run directory.")
     parser.add_argument("--line", default="Ein Mann fährt mit dem Fahrrad.", help="The line to translate.")
     parser.add_argument("--repeats", type=int, default=5)
@@ -73,7 +75,9 @@ def main() -> None:
         figures = {
             "machine": {"cpu_cores": os.cpu_count(), "load_average_at_start": round(os.getloadavg()[0], 2)},
             "help": measure([*SEQCLI, "--help"], None, args.repeats),
-            "evaluate_100_lines": measure([*SEQCLI, "evaluate", "--ref", str(ref), str(hyp)], None, args.repeats),
+            "evaluate_100_lines": measure(
+                [*SEQCLI, "evaluate", "--ref", str(ref), str(hyp)], None, args.repeats
+            ),
             "translate_first_line": measure(
                 [*SEQCLI, "translate", str(args.run_dir), "--device", "cpu"], args.line + "\n", args.repeats
             ),

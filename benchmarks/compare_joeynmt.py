@@ -234,7 +234,7 @@ SEQCLI_GENERATION = re.compile(r"generation ([0-9.]+) s")
 
 def decode(kind: str, command: list[str], source: Path, stem: Path, reference: list[str]) -> dict[str, float]:
     """Translate source with the command; its speed both ways and the output's scores."""
-    lines = len(source.read_text(encoding="utf-8").splitlines())
+    lines = len(reference)
     hyp, log_to = stem.with_suffix(".hyp"), stem.with_suffix(".log")
     whole = run(command, stdin=source, stdout=hyp, log_to=log_to)
     pattern = JOEY_GENERATION if kind == "joeynmt" else SEQCLI_GENERATION

@@ -58,5 +58,4 @@ def mix_predictions(tgt_in: Tensor, predicted: Tensor, use_gold: Tensor) -> Tens
     predicted[:, t - 1].
     """
     shifted = torch.cat([tgt_in[:, :1], predicted[:, :-1]], dim=1)
-    mixed = torch.where(use_gold, tgt_in, shifted)
-    return mixed
+    return torch.where(use_gold, tgt_in, shifted)

@@ -20,12 +20,21 @@ import torch
 from seqcli import checkpoint, distributed
 from seqcli.average import prune_step_checkpoints, step_checkpoint_name
 from seqcli.config import Config
-from seqcli.corpus import EncodedCorpus, Example, bucket_batches, collate, encode_parallel, read_parallel
+from seqcli.corpus import (
+    Batch,
+    EncodedCorpus,
+    Example,
+    bucket_batches,
+    collate,
+    encode_parallel,
+    read_parallel,
+)
 from seqcli.curves import CURVES_FILE, draw_curves
 from seqcli.errors import DataError, SeqcliError, UsageError
 from seqcli.loss import HardAttentionObjective, sequence_loss
 from seqcli.lr_decay import plateau_learning_rate
 from seqcli.metrics import score
+from seqcli.model.decoder import DecoderOutput
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
@@ -153,6 +162,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
         self.train_model = distributed.data_parallel(self.model, self.world, self.device)
         self.attention_objective = HardAttentionObjective(config.train.hard_attention_entropy)
+        self.use_bf16 = config.train.bf16 and has_native_bf16(self.device)
         self.translator = Translator(
             self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
         )
@@ -212,15 +222,8 @@ class Trainer:
         use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
-        use_bf16 = self.config.train.bf16 and has_native_bf16(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            if use_gold is not None and self.config.train.scheduled_sampling == "parallel":
-                with torch.no_grad():  # first pass: the model's guess at every position
-                    guesses = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits.argmax(-1)
-                tgt_in = mix_predictions(batch.tgt_in, guesses, use_gold)
-                output = self.train_model(batch.src, batch.src_lengths, tgt_in)
-            else:
-                output = self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            output = self._forward(batch, use_gold)
         loss_sum = sequence_loss(output.logits, batch.tgt_out, self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
         objective = loss_sum
@@ -228,6 +231,15 @@ class Trainer:
             objective = objective + self.attention_objective(output.choice, output.logits, batch.tgt_out)
         objective.backward()
         return torch.stack([loss_sum.detach().double(), loss_sum.new_tensor(n_tokens, dtype=torch.float64)])
+
+    def _forward(self, batch: Batch, use_gold: torch.Tensor | None) -> DecoderOutput:
+        """The training pass, with scheduled sampling's coin flips use_gold (B, T) if any."""
+        if use_gold is None or self.config.train.scheduled_sampling == "sequential":
+            return self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+        with torch.no_grad():  # parallel: a first pass guesses every position at once
+            guesses = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits.argmax(-1)  # (B, T)
+        tgt_in = mix_predictions(batch.tgt_in, guesses, use_gold)
+        return self.train_model(batch.src, batch.src_lengths, tgt_in)
 
     @torch.inference_mode()
     def validation_loss(self) -> float:

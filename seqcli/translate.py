@@ -11,6 +11,7 @@ from itertools import islice
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from seqcli import checkpoint
 from seqcli.config import DecodeConfig
@@ -141,7 +142,6 @@ def quantize_dynamic_int8(model: Seq2Seq, device: torch.device) -> Seq2Seq:
     """
     if device.type != "cpu":
         raise UsageError(f"--quantize: int8 dynamic quantization runs on a CPU only, not on {device}")
-    from torch import nn
     from torch.ao.quantization import quantize_dynamic
 
     if model.config.cell == "rnn":  # torch has no dynamic quantized vanilla RNN

@@ -64,3 +64,11 @@ def glorot_rnn_init_(rnn: nn.RNNBase, forget_bias: float) -> None:
                 parameter.zero_()
                 if isinstance(rnn, nn.LSTM) and name.startswith("bias_ih"):
                     parameter[rnn.hidden_size : 2 * rnn.hidden_size] = forget_bias
+
+
+def initialize_rnns_(model: nn.Module, scheme: str, forget_bias: float) -> None:
+    """Apply model.rnn_init to every RNN of model: "torch" leaves them as built."""
+    if scheme == "xavier":
+        for module in model.modules():
+            if isinstance(module, nn.RNNBase):
+                glorot_rnn_init_(module, forget_bias)

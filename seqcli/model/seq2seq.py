@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.model.cells import glorot_rnn_init_
+from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
 from seqcli.model.encoder import Encoder
 from seqcli.tokenizer import PAD_ID
@@ -50,9 +50,7 @@ class Seq2Seq(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        if self.config.rnn_init == "xavier":
-            for rnn in (self.encoder.rnn, self.decoder.rnn):
-                glorot_rnn_init_(rnn, self.config.forget_bias)
+        initialize_rnns_(self, self.config.rnn_init, self.config.forget_bias)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[DecoderState, Memory]:
         """src (B, S), src_lengths (B,) -> the decoder's first state and its memory."""

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.model.cells import glorot_rnn_init_
+from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder
 from seqcli.model.encoder import Encoder, EncoderOutput
 from seqcli.tokenizer import PAD_ID
@@ -61,8 +61,7 @@ class SkipThought(nn.Module):
                 nn.init.normal_(module.weight, std=0.1)
                 with torch.no_grad():
                     module.weight[PAD_ID].zero_()
-            elif isinstance(module, nn.RNNBase) and config.rnn_init == "xavier":
-                glorot_rnn_init_(module, config.forget_bias)
+        initialize_rnns_(self, config.rnn_init, config.forget_bias)
 
     def embed(self, src: Tensor, src_lengths: Tensor) -> Tensor:
         """src (B, S), src_lengths (B,) -> sentence vectors (B, H)."""

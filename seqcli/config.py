@@ -16,6 +16,8 @@ BRIDGES = ("bridge", "last", "zeros")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
 SAMPLING_MODES = ("sequential", "parallel")
 RNN_INITS = ("torch", "xavier")
+DROPOUT_PLACEMENTS = ("output", "input")
+BATCHINGS = ("buckets", "random")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
 
@@ -80,6 +82,11 @@ class ModelConfig:
     dropout: float = 0.3
     embedding_dropout: float = 0.0
     tied_embeddings: bool = False
+    # Where model.dropout applies besides between RNN layers: "output" on the encoder states
+    # and on the attentional vector before the output layer; "input" on the attentional
+    # vector fed back into the decoder RNN and on [h; c] before the combine layer (where
+    # JoeyNMT puts it). Neither touches the recurrent connections.
+    dropout_placement: str = "output"
     # RNN weights: "torch" keeps PyTorch's uniform(+-1/sqrt(H)) for weights and biases;
     # "xavier" draws each gate's input and recurrent matrix from Glorot's uniform, zeroes the
     # biases and starts the LSTM forget gates at forget_bias (Jozefowicz et al. 2015).
@@ -89,6 +96,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_choice("model", "cell", self.cell, CELLS)
         _check_choice("model", "rnn_init", self.rnn_init, RNN_INITS)
+        _check_choice("model", "dropout_placement", self.dropout_placement, DROPOUT_PLACEMENTS)
         _check_choice("model", "attention", self.attention, ATTENTIONS)
         _check_choice("model", "bridge", self.bridge, BRIDGES)
         for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
@@ -107,7 +115,10 @@ class TrainConfig:
 
     seed: int = 1
     learning_rate: float = 0.001
-    batch_tokens: int = 4096  # target tokens per batch, padding included
+    batch_tokens: int = 4096  # tokens per batch: padded with buckets, real with random
+    # "buckets": pairs of similar length together (little padding, fastest on a GPU);
+    # "random": pairs in random order, padding skipped (more learnt per update early on).
+    batching: str = "buckets"
     accum_steps: int = 1  # batches per update (per process); the update is normalised by all their tokens
     max_steps: int = 100000
     max_epochs: int = 100
@@ -140,6 +151,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
         _check_choice("train", "scheduled_sampling", self.scheduled_sampling, SAMPLING_MODES)
+        _check_choice("train", "batching", self.batching, BATCHINGS)
         for name in ("batch_tokens", "accum_steps", "max_steps", "max_epochs", "eval_every", "patience"):
             _check_range("train", name, getattr(self, name), 1)
         _check_range("train", "lr_decay_factor", self.lr_decay_factor, 1e-6, 1.0)

@@ -135,6 +135,38 @@ def bucket_batches(examples: list[Example], batch_tokens: int, seed: int) -> lis
     return batches
 
 
+def random_batches(examples: list[Example], batch_tokens: int, seed: int) -> list[list[int]]:
+    """Group example indices, in random order, into batches of about batch_tokens real tokens.
+
+    A pair counts max(source, target + 1) tokens, padding not included: the encoder runs
+    packed sequences and the training decoder steps only the sentences still going, so a
+    batch of mixed lengths costs its real tokens. Every batch mixes short and long pairs,
+    which early in training learns more per update than same-length batches do. Depends only
+    on the examples, batch_tokens and seed (exact resumption).
+    """
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    filled = 0
+    for index in order:
+        size = _padded_size(examples[index])
+        if current and filled + size > batch_tokens:
+            batches.append(current)
+            current, filled = [], 0
+        current.append(index)
+        filled += size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def make_batches(examples: list[Example], batching: str, batch_tokens: int, seed: int) -> list[list[int]]:
+    """Training batches by the configured scheme: "buckets" or "random"."""
+    maker = random_batches if batching == "random" else bucket_batches
+    return maker(examples, batch_tokens, seed)
+
+
 def padding_fraction(examples: list[Example], batches: list[list[int]]) -> float:
     """Share of target positions in the batches that are padding."""
     real = sum(len(examples[i].tgt) + 1 for b in batches for i in b)

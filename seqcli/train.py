@@ -27,6 +27,7 @@ from seqcli.corpus import (
     bucket_batches,
     collate,
     encode_parallel,
+    make_batches,
     read_parallel,
 )
 from seqcli.curves import CURVES_FILE, draw_curves
@@ -37,7 +38,7 @@ from seqcli.metrics import score
 from seqcli.model.decoder import DecoderOutput
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
-from seqcli.tokenizer import Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
+from seqcli.tokenizer import PAD_ID, Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
 from seqcli.translate import Translator
 
 
@@ -222,9 +223,11 @@ class Trainer:
         use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
+        real = self._real_positions(batch)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            output = self._forward(batch, use_gold)
-        loss_sum = sequence_loss(output.logits, batch.tgt_out, self.config.train.label_smoothing)
+            output = self._forward(batch, use_gold, real)
+        targets = batch.tgt_out if real is None else batch.tgt_out[real]
+        loss_sum = sequence_loss(output.logits, targets, self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
         objective = loss_sum
         if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
@@ -232,14 +235,23 @@ class Trainer:
         objective.backward()
         return torch.stack([loss_sum.detach().double(), loss_sum.new_tensor(n_tokens, dtype=torch.float64)])
 
-    def _forward(self, batch: Batch, use_gold: torch.Tensor | None) -> DecoderOutput:
-        """The training pass, with scheduled sampling's coin flips use_gold (B, T) if any."""
+    def _real_positions(self, batch: Batch) -> torch.Tensor | None:
+        """The target positions to compute logits for, (B, T) bool: the real ones, so the
+        decoder skips padding where it can; None (all) for hard attention, whose REINFORCE
+        term reads every position."""
+        return None if self.config.model.attention == "hard" else batch.tgt_out != PAD_ID
+
+    def _forward(
+        self, batch: Batch, use_gold: torch.Tensor | None, real: torch.Tensor | None
+    ) -> DecoderOutput:
+        """The training pass, with scheduled sampling's coin flips use_gold (B, T) if any;
+        logits for the positions in real (B, T) only, when given."""
         if use_gold is None or self.config.train.scheduled_sampling == "sequential":
-            return self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold)
+            return self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold, real)
         with torch.no_grad():  # parallel: a first pass guesses every position at once
             guesses = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits.argmax(-1)  # (B, T)
         tgt_in = mix_predictions(batch.tgt_in, guesses, use_gold)
-        return self.train_model(batch.src, batch.src_lengths, tgt_in)
+        return self.train_model(batch.src, batch.src_lengths, tgt_in, None, real)
 
     @torch.inference_mode()
     def validation_loss(self) -> float:
@@ -249,8 +261,9 @@ class Trainer:
         batches = bucket_batches(self.valid_data.examples, self.config.train.batch_tokens, seed=0)
         for indices in batches:
             batch = collate([self.valid_data.examples[i] for i in indices]).to(self.device)
-            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits
-            total += sequence_loss(logits, batch.tgt_out, 0.0).item()
+            real = self._real_positions(batch)
+            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
+            total += sequence_loss(logits, batch.tgt_out if real is None else batch.tgt_out[real], 0.0).item()
             tokens += batch.n_tgt_tokens
         self.model.train()
         return total / max(tokens, 1)
@@ -326,7 +339,7 @@ class Trainer:
         """Train on the rest of the current epoch; returns why training must stop, or ''."""
         cfg = self.config.train
         examples = self.train_data.examples
-        batches = bucket_batches(examples, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch)
+        batches = make_batches(examples, cfg.batching, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch)
         updates = distributed.shard_updates(batches, self.world, cfg.accum_steps)
         per_update = self.world.size * cfg.accum_steps  # batches of the epoch one update covers
         for micro_batches in updates[loop.batch_in_epoch // per_update :]:

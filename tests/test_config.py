@@ -33,6 +33,8 @@ def test_strings_with_quotes_survive_toml(tmp_path: Path) -> None:
     ("values", "message"),
     [
         ({"model": {"cell": "transformer"}}, "model.cell: 'transformer' is not one of"),
+        ({"model": {"dropout_placement": "middle"}}, "model.dropout_placement: 'middle' is not one of"),
+        ({"train": {"batching": "sorted"}}, "train.batching: 'sorted' is not one of"),
         ({"model": {"hidden_sise": 3}}, "model.hidden_sise: unknown option"),
         ({"modle": {}}, "modle: unknown section"),
         ({"train": {"max_steps": "many"}}, "train.max_steps: expected int"),

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from seqcli.corpus import Example, bucket_batches, collate, padding_fraction, read_parallel
+from seqcli.corpus import Example, bucket_batches, collate, padding_fraction, random_batches, read_parallel
 from seqcli.errors import DataError
 from seqcli.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -35,6 +35,19 @@ def test_bucketing_keeps_padding_low() -> None:
     # Batches of the same size drawn without sorting would pad far more.
     unsorted = [list(range(i, min(i + 20, 2000))) for i in range(0, 2000, 20)]
     assert padding_fraction(examples, unsorted) > 0.3
+
+
+def test_random_batches_fill_the_budget_with_real_tokens_of_mixed_lengths() -> None:
+    examples = make_examples(1000)
+    batches = random_batches(examples, batch_tokens=300, seed=2)
+    assert sorted(i for batch in batches for i in batch) == list(range(1000))
+    sizes = [sum(max(len(examples[i].src), len(examples[i].tgt) + 1) for i in batch) for batch in batches]
+    assert all(size <= 300 for size in sizes)
+    assert sum(sizes) / len(sizes) > 270  # nearly full: each batch stops only when the next pair will not fit
+    spreads = [max(len(examples[i].tgt) for i in b) - min(len(examples[i].tgt) for i in b) for b in batches]
+    assert min(spreads) >= 5  # every batch mixes short and long targets
+    assert random_batches(examples, 300, seed=2) == batches
+    assert random_batches(examples, 300, seed=3) != batches
 
 
 def test_collate_adds_bos_and_eos_and_pads() -> None:

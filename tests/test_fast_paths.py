@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from cli_helpers import run_cli
 from test_training import SilentReporter, tiny_config
 
-from seqcli.corpus import bucket_batches, collate
+from seqcli.config import ModelConfig
+from seqcli.corpus import Example, bucket_batches, collate, random_batches
 from seqcli.loss import sequence_loss
+from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import mix_predictions
 from seqcli.tokenizer import PAD_ID
 from seqcli.train import Trainer
@@ -53,8 +55,8 @@ def test_parallel_sampling_trains_on_the_first_pass_guesses(toy_dir: Path) -> No
     calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     forward = trainer.train_model.forward
 
-    def spy(src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor, use_gold=None):  # type: ignore[no-untyped-def]
-        output = forward(src, lengths, tgt_in, use_gold)
+    def spy(src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor, use_gold=None, real=None):  # type: ignore[no-untyped-def]
+        output = forward(src, lengths, tgt_in, use_gold, real)
         calls.append((tgt_in.clone(), use_gold))
         return output
 
@@ -86,6 +88,45 @@ def test_parallel_sampling_learns(toy_dir: Path) -> None:
         loss, tokens = trainer.train_step([examples[i] for i in indices], step)
         losses.append(loss / tokens)
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10  # mixed inputs: learns, if slower
+
+
+@pytest.mark.parametrize(
+    ("cell", "attention", "input_feeding"),
+    [("lstm", "general", True), ("gru", "additive", True), ("rnn", "dot", False), ("lstm", "none", False)],
+)
+def test_logits_for_real_positions_only_match_the_padded_pass(
+    cell: str, attention: str, input_feeding: bool
+) -> None:
+    """Given the real positions, the step loop runs only unfinished sentences (or the RNN a
+    packed sequence): same logits and gradients as the padded pass, restricted to them."""
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, attention=attention, input_feeding=input_feeding, embedding_size=16,
+                         hidden_size=16, dropout=0.0)  # fmt: skip
+    model = Seq2Seq(config, 40, 40)
+    lengths = [(3, 9), (7, 1), (1, 4), (9, 9), (4, 2), (6, 7)]
+    examples = [Example([5 + i % 30 for i in range(s)], [7 + i % 30 for i in range(t)]) for s, t in lengths]
+    batch = collate(examples)
+    real = batch.tgt_out != PAD_ID
+    full = model(batch.src, batch.src_lengths, batch.tgt_in).logits
+    (full_grad,) = torch.autograd.grad(full[real].square().sum(), model.decoder.combine.weight)
+    packed = model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
+    (packed_grad,) = torch.autograd.grad(packed.square().sum(), model.decoder.combine.weight)
+    assert packed.shape == (int(real.sum()), 40)
+    assert torch.allclose(packed, full[real], atol=1e-5)
+    assert torch.allclose(packed_grad, full_grad, atol=1e-4)
+
+
+def test_random_batching_trains(toy_dir: Path) -> None:
+    config = tiny_config(toy_dir, batching="random", batch_tokens=600, learning_rate=0.005)
+    trainer = Trainer(config, toy_dir / "unused-run", device="cpu")
+    examples = trainer.train_data.examples
+    losses = []
+    for step, indices in enumerate(random_batches(examples, 600, seed=0)[:60]):
+        lengths = {len(examples[i].tgt) for i in indices}
+        assert len(lengths) > 1  # mixed lengths in every batch
+        loss, tokens = trainer.train_step([examples[i] for i in indices], step)
+        losses.append(loss / tokens)
+    assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:10]) / 10
 
 
 def test_int8_quantized_translation_agrees_with_float(trained_run: Path, toy_dir: Path) -> None:

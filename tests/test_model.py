@@ -122,6 +122,38 @@ def test_xavier_rnn_init_bounds_each_gate_and_biases_the_forget_gate(cell: str) 
                 assert torch.all(parameter == 0)
 
 
+@pytest.mark.parametrize("placement", ["output", "input"])
+def test_dropout_placement_decides_where_training_noise_enters(placement: str) -> None:
+    """Only model.dropout is on (one layer each, so none between layers): "output" drops the
+    encoder states and the vector before the output layer; "input" leaves the encoder alone
+    and drops the fed-back attentional vector and [h; c] before the combine layer."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        embedding_size=16, hidden_size=16, encoder_layers=1, decoder_layers=1, dropout=0.5,
+        dropout_placement=placement,
+    )  # fmt: skip
+    model = Seq2Seq(config, 30, 30).train()
+    src, lengths = torch.randint(4, 30, (3, 7)), torch.tensor([7, 5, 2])
+    first, second = (model.encoder(src, lengths).states for _ in range(2))
+    assert torch.equal(first, second) == (placement == "input")
+    decoder = model.decoder
+    state, memory = model.encode(src, lengths)
+    feed = torch.ones(3, 16)
+    state.feed = feed
+    fed: list[torch.Tensor] = []
+    decoder.rnn.register_forward_hook(lambda _m, inputs, _o: fed.append(inputs[0][:, 0, 16:]))
+    decoder.step_attentional(torch.full((3,), BOS_ID), state, memory)
+    dropped_feed = bool(torch.any(fed[0] == 0))
+    assert dropped_feed == (placement == "input")
+    combined: list[torch.Tensor] = []
+    decoder.combine.register_forward_hook(lambda _m, inputs, _o: combined.append(inputs[0]))
+    decoder.step_attentional(torch.full((3,), BOS_ID), state, memory)
+    rnn_output = combined[0][..., :16]  # h, nonzero almost surely unless dropped
+    assert bool(torch.any(rnn_output == 0)) == (placement == "input")
+    model.eval()
+    assert torch.equal(*(model.encoder(src, lengths).states for _ in range(2)))
+
+
 def test_torch_rnn_init_is_the_default() -> None:
     model = Seq2Seq(ModelConfig(embedding_size=24, hidden_size=32), 50, 60)
     assert model.decoder.rnn.bias_hh_l0.abs().max() > 0  # torch's uniform biases, untouched

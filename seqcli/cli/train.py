@@ -72,7 +72,8 @@ def train_command(
     bridge: str = Option(None, help="Decoder start: bridge, last or zeros."),
     dropout: float = Option(None, help="Dropout between layers and before the output."),
     learning_rate: float = Option(None, "--lr", help="Adam learning rate."),
-    batch_tokens: int = Option(None, help="Padded target tokens per batch."),
+    batch_tokens: int = Option(None, help="Tokens per batch (padded with buckets, real with random)."),
+    batching: str = Option(None, help="buckets (similar lengths together) or random (mixed lengths)."),
     accum_steps: int = Option(
         None, help="Batches per update and process; the update covers accum-steps x processes batches."
     ),
@@ -121,6 +122,7 @@ def train_command(
         "train": {
             "learning_rate": learning_rate,
             "batch_tokens": batch_tokens,
+            "batching": batching,
             "accum_steps": accum_steps,
             "max_steps": max_steps,
             "max_epochs": max_epochs,

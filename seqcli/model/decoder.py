@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqcli.config import ModelConfig
 from seqcli.model.attention import make_attention
 from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
 from seqcli.model.encoder import EncoderOutput
 from seqcli.model.hard_attention import HardAttention, PositionChoice
+from seqcli.tokenizer import PAD_ID
 
 
 @dataclass
@@ -28,6 +32,10 @@ class Memory:
 
     def select(self, index: Tensor) -> Memory:
         return Memory(*(t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)))
+
+    def first(self, n: int) -> Memory:
+        """The first n sentences' memory (views, no copy)."""
+        return Memory(self.values[:n], self.keys[:n], self.mask[:n], self.summary[:n])
 
 
 @dataclass
@@ -48,10 +56,16 @@ class DecoderState:
             None if self.attention is None else self.attention.index_select(0, index),
         )
 
+    def first(self, n: int) -> DecoderState:
+        """The first n hypotheses' state (the RNN's made contiguous, as the RNN wants it)."""
+        return DecoderState(tuple(t[:, :n].contiguous() for t in self.rnn), self.feed[:n])
+
 
 @dataclass
 class DecoderOutput:
-    """A training pass: logits (B, T, V), and with hard attention its position choices (B, T)."""
+    """A training pass: logits (B, T, V), or (N, V) for the N real positions in row order
+    when the pass was given which positions are real; with hard attention also its position
+    choices (B, T)."""
 
     logits: Tensor
     choice: PositionChoice | None = None
@@ -104,6 +118,7 @@ class Decoder(nn.Module):
         dropout: float,
         embedding_dropout: float,
         padding_idx: int,
+        dropout_placement: str = "output",
     ):
         super().__init__()
         self.hidden_size = hidden_size
@@ -115,8 +130,30 @@ class Decoder(nn.Module):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.rnn = make_rnn(cell, rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
         self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        at_output = dropout if dropout_placement == "output" else 0.0
+        self.dropout = nn.Dropout(at_output)  # on the attentional vector, before the output layer
+        self.feed_dropout = nn.Dropout(dropout - at_output)  # on the fed-back attentional vector
+        self.combine_dropout = nn.Dropout(dropout - at_output)  # on [h; c]
         self.output = nn.Linear(hidden_size, vocab_size)
+
+    @classmethod
+    def from_config(
+        cls, config: ModelConfig, vocab_size: int, attention: str, input_feeding: bool
+    ) -> Decoder:
+        """A decoder shaped by a ModelConfig (the skip-thought model overrides the attention)."""
+        return cls(
+            config.cell,
+            vocab_size,
+            config.embedding_size,
+            config.hidden_size,
+            config.decoder_layers,
+            attention,
+            input_feeding,
+            config.dropout,
+            config.embedding_dropout,
+            PAD_ID,
+            config.dropout_placement,
+        )
 
     @property
     def can_run_whole_sequence(self) -> bool:
@@ -135,7 +172,15 @@ class Decoder(nn.Module):
         return DecoderState(rnn_state, feed)
 
     def _attend(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor | None, PositionChoice | None]:
-        """query (N, T, H) -> context (N, T, H), weights (N, T, S) or None, hard attention's choice."""
+        """query (N, T, H) -> context (N, T, H), weights (N, T, S) or None, hard attention's choice.
+
+        The memory may hold more sentences than the query (the shrinking training steps): the
+        first N are the query's."""
+        rows = query.size(0)
+        if memory.values.size(0) > rows and not isinstance(self.attention, HardAttention):
+            padded = F.pad(query, (0, 0, 0, 0, 0, memory.values.size(0) - rows))
+            context, weights, _ = self._attend(padded, memory)
+            return context[:rows], None if weights is None else weights[:rows], None
         if self.attention is None:
             return memory.summary.unsqueeze(1).expand_as(query), None, None
         if isinstance(self.attention, HardAttention):
@@ -155,41 +200,66 @@ class Decoder(nn.Module):
             context, weights, choice = self._attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
             inputs.append(context)
         if self.input_feeding:
-            inputs.append(state.feed.unsqueeze(1))
+            inputs.append(self.feed_dropout(state.feed).unsqueeze(1))
         output, raw = self.rnn(torch.cat(inputs, dim=-1), to_raw(state.rnn))  # (N, 1, H)
         if not self.context_first:
             context, weights, choice = self._attend(output, memory)
-        attentional = torch.tanh(self.combine(torch.cat([output, context], dim=-1))).squeeze(1)  # (N, H)
+        combined = self.combine(self.combine_dropout(torch.cat([output, context], dim=-1)))
+        attentional = torch.tanh(combined).squeeze(1)  # (N, H)
         attention = None if weights is None else weights.squeeze(1)
         return DecoderState(to_state(raw), attentional, attention, choice)
 
-    def forward_whole_sequence(self, tgt_in: Tensor, state: DecoderState, memory: Memory) -> DecoderOutput:
-        """Teacher-forced fast path: tgt_in (B, T) -> logits (B, T, V) with one RNN call."""
+    def forward_whole_sequence(
+        self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor | None = None
+    ) -> DecoderOutput:
+        """Teacher-forced fast path: tgt_in (B, T) -> logits with one RNN call.
+
+        real (B, T) bool, the positions before padding: when given, the RNN skips padding
+        (a packed sequence) and only real positions get logits, (N, V)."""
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
         if self.context_first:  # fixed context, fed at every step
             embedded = torch.cat([embedded, memory.summary.unsqueeze(1).expand(-1, tgt_in.size(1), -1)], -1)
-        outputs, _ = self.rnn(embedded, to_raw(state.rnn))  # (B, T, H)
+        if real is None:
+            outputs, _ = self.rnn(embedded, to_raw(state.rnn))  # (B, T, H)
+        else:
+            lengths = real.sum(1).cpu()
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            outputs, _ = self.rnn(packed, to_raw(state.rnn))
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=tgt_in.size(1))
         context, _, choice = self._attend(outputs, memory)  # (B, T, H)
-        attentional = torch.tanh(self.combine(torch.cat([outputs, context], dim=-1)))
-        return DecoderOutput(self.output(self.dropout(attentional)), choice)  # logits (B, T, V)
+        attentional = torch.tanh(self.combine(self.combine_dropout(torch.cat([outputs, context], dim=-1))))
+        return DecoderOutput(self._logits(attentional, real), choice)
+
+    def _logits(self, attentional: Tensor, real: Tensor | None) -> Tensor:
+        """attentional (B, T, H) -> logits (B, T, V), or (N, V) for the real positions only."""
+        return self.output(self.dropout(attentional if real is None else attentional[real]))
 
     def forward_steps(
-        self, tgt_in: Tensor, state: DecoderState, memory: Memory, use_gold: Tensor | None
+        self,
+        tgt_in: Tensor,
+        state: DecoderState,
+        memory: Memory,
+        use_gold: Tensor | None,
+        real: Tensor | None = None,
     ) -> DecoderOutput:
-        """Step by step over tgt_in (B, T) -> logits (B, T, V).
+        """Step by step over tgt_in (B, T) -> logits (B, T, V), or (N, V) given real.
 
         use_gold (B, T) bool, or None for pure teacher forcing: where False, the step is fed
         the model's own most probable token from the previous step instead of the gold one
-        (scheduled sampling). Position 0 is always BOS.
+        (scheduled sampling). Position 0 is always BOS. real (B, T) bool marks the positions
+        before padding; with it, only those get logits, and under pure teacher forcing the
+        steps run only the sentences not yet finished.
         """
         choices: list[PositionChoice] = []
+        if use_gold is None and real is not None and not isinstance(self.attention, HardAttention):
+            return DecoderOutput(self._logits(self._shrinking_steps(tgt_in, state, memory, real), real))
         if use_gold is None:  # nothing depends on the logits: project all positions at once
             attentional = []
             for t in range(tgt_in.size(1)):
                 state = self.step_attentional(tgt_in[:, t], state, memory)
                 attentional.append(state.feed)
                 choices += [state.choice] if state.choice is not None else []
-            logits = self.output(self.dropout(torch.stack(attentional, dim=1)))  # (B, T, V)
+            logits = self._logits(torch.stack(attentional, dim=1), real)
             return DecoderOutput(logits, PositionChoice.stack(choices) if choices else None)
         logits_per_step = [tgt_in.new_empty(0)]
         for t in range(tgt_in.size(1)):
@@ -201,7 +271,34 @@ class Decoder(nn.Module):
             logits_per_step.append(logits)
             choices += [state.choice] if state.choice is not None else []
         logits = torch.stack(logits_per_step[1:], dim=1)  # (B, T, V)
+        logits = logits if real is None else logits[real]
         return DecoderOutput(logits, PositionChoice.stack(choices) if choices else None)
+
+    def _shrinking_steps(self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor) -> Tensor:
+        """Teacher-forced steps over sentences sorted longest first, each step running only
+        those still going, as a packed sequence does: padding costs no RNN or attention work,
+        so batches of mixed lengths train as fast per real token as length-bucketed ones.
+        Returns the attentional vectors (B, T, H) in the input's order, zero at padding."""
+        lengths = real.sum(1)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        # How many sentences are still going at each step: one host sync per batch.
+        running = lengths[order][None, :] > torch.arange(tgt_in.size(1), device=real.device)[:, None]
+        counts = running.sum(1).tolist()
+        state, memory, tgt_in = state.select(order), memory.select(order), tgt_in.index_select(0, order)
+        n_rows = tgt_in.size(0)
+        attentional = []
+        for t, n in enumerate(counts):
+            if n == 0:
+                break
+            if n < state.feed.size(0):
+                state = state.first(n)
+            if 2 * n <= memory.values.size(0):  # cut less often: a slice's gradient is memory-sized
+                memory = memory.first(n)
+            state = self.step_attentional(tgt_in[:n, t], state, memory)
+            attentional.append(F.pad(state.feed, (0, 0, 0, n_rows - n)))
+        stacked = torch.stack(attentional, dim=1)  # (B, T', H), sorted rows
+        stacked = F.pad(stacked, (0, 0, 0, tgt_in.size(1) - stacked.size(1)))
+        return stacked.index_select(0, torch.argsort(order))
 
     def tie_output_to_embedding(self) -> None:
         self.output.weight = self.embedding.weight

@@ -41,6 +41,7 @@ class Encoder(nn.Module):
         dropout: float,
         embedding_dropout: float,
         padding_idx: int,
+        output_dropout: float | None = None,
     ):
         super().__init__()
         self.directions = 2 if bidirectional else 1
@@ -50,7 +51,7 @@ class Encoder(nn.Module):
         self.rnn = make_rnn(
             cell, embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
         )
-        self.output_dropout = nn.Dropout(dropout)
+        self.output_dropout = nn.Dropout(dropout if output_dropout is None else output_dropout)
 
     @classmethod
     def from_config(cls, config: ModelConfig, vocab_size: int) -> Encoder:
@@ -65,6 +66,7 @@ class Encoder(nn.Module):
             config.dropout,
             config.embedding_dropout,
             PAD_ID,
+            output_dropout=config.dropout if config.dropout_placement == "output" else 0.0,
         )
 
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:

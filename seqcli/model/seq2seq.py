@@ -23,18 +23,7 @@ class Seq2Seq(nn.Module):
         self.bridge = Bridge(
             config.bridge, config.hidden_size, config.hidden_size, config.decoder_layers, n_states
         )
-        self.decoder = Decoder(
-            config.cell,
-            tgt_vocab_size,
-            config.embedding_size,
-            config.hidden_size,
-            config.decoder_layers,
-            config.attention,
-            config.input_feeding,
-            config.dropout,
-            config.embedding_dropout,
-            PAD_ID,
-        )
+        self.decoder = Decoder.from_config(config, tgt_vocab_size, config.attention, config.input_feeding)
         self._initialize()
         if config.tied_embeddings:
             self.decoder.tie_output_to_embedding()
@@ -59,15 +48,22 @@ class Seq2Seq(nn.Module):
         return self.decoder.initial_state(self.bridge(encoded.final), memory), memory
 
     def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, use_gold: Tensor | None = None
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        tgt_in: Tensor,
+        use_gold: Tensor | None = None,
+        real: Tensor | None = None,
     ) -> DecoderOutput:
         """Training logits (B, T, V), and hard attention's position choices.
 
-        use_gold (B, T): scheduled sampling's coin flips."""
+        use_gold (B, T): scheduled sampling's coin flips. real (B, T) bool, the target
+        positions before padding: when given, only they get logits, (N, V) in row order, and
+        the decoder skips work on padding where it can."""
         state, memory = self.encode(src, src_lengths)
         if use_gold is None and self.decoder.can_run_whole_sequence:
-            return self.decoder.forward_whole_sequence(tgt_in, state, memory)
-        return self.decoder.forward_steps(tgt_in, state, memory, use_gold)
+            return self.decoder.forward_whole_sequence(tgt_in, state, memory, real)
+        return self.decoder.forward_steps(tgt_in, state, memory, use_gold, real)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """Search step: prev_tokens (N,) -> log-probabilities (N, V) and the next state."""

@@ -42,19 +42,7 @@ class SkipThought(nn.Module):
             for _ in range(2)
         )
         self.decoders = nn.ModuleList(
-            Decoder(
-                config.cell,
-                vocab_size,
-                config.embedding_size,
-                config.hidden_size,
-                config.decoder_layers,
-                "none",
-                False,
-                config.dropout,
-                config.embedding_dropout,
-                PAD_ID,
-            )
-            for _ in range(2)
+            Decoder.from_config(config, vocab_size, "none", False) for _ in range(2)
         )
         for module in self.modules():
             if isinstance(module, nn.Embedding):

@@ -163,10 +163,9 @@ def joeynmt_config(work: Path, data: Path, spm: Path, steps: int, device: str, b
     return path
 
 
-def seqcli_config(
-    work: Path, data: Path, spm: Path, steps: int, name: str, batch_tokens: int = 4096, bf16: bool = False
-) -> Path:
-    """The same architecture and optimisation as seqcli configuration."""
+def seqcli_config(work: Path, data: Path, spm: Path, steps: int, name: str, **train: object) -> Path:
+    """The same architecture, initialisation and optimisation as seqcli configuration; train
+    overrides [train] options (batching, batch_tokens, bf16)."""
     base = load_toml(ROOT / "configs" / "multi30k-de-en.toml")
     values = merge(
         base,
@@ -174,10 +173,13 @@ def seqcli_config(
             "data": {"train": str(data / "train"), "valid": str(data / "valid"), "src_lang": "de",
                      "tgt_lang": "en", "max_tokens_per_sentence": 100},
             "tokenizer": {"joint": True, "src_model": str(spm), "tgt_model": str(spm)},
-            "model": {"embedding_dropout": 0.3, "dropout": 0.3, "input_feeding": True},
-            "train": {"learning_rate": 0.001, "batch_tokens": batch_tokens, "max_steps": steps,
-                      "eval_every": steps, "patience": 1000, "label_smoothing": 0.0, "lr_decay_factor": 1.0,
-                      "keep_checkpoints": 0, "bf16": bf16, "clip_norm": 1.0, "seed": 42},
+            # JoeyNMT's Xavier RNN weights (forget bias 1) and dropout places: on the embeddings,
+            # between layers, on the fed-back attentional vector and before the combine layer.
+            "model": {"embedding_dropout": 0.3, "dropout": 0.3, "input_feeding": True, "rnn_init": "xavier",
+                      "forget_bias": 1.0, "dropout_placement": "input"},
+            "train": {"learning_rate": 0.001, "batch_tokens": 4096, "max_steps": steps, "eval_every": steps,
+                      "patience": 1000, "label_smoothing": 0.0, "lr_decay_factor": 1.0, "keep_checkpoints": 0,
+                      "bf16": False, "clip_norm": 1.0, "seed": 42, **train},
             "decode": {"beam_size": 5, "length_penalty": 1.0, "batch_size": 100, "max_length_ratio": 1.5,
                        "max_length_offset": 0},
         },
@@ -190,6 +192,7 @@ def seqcli_config(
 # ---------------------------------------------------------------------------------------------
 # Training
 
+JOEY_VALID_LOSS = re.compile(r"Evaluation result \(greedy\):.* loss:\s+([0-9.]+)")
 JOEY_WINDOW = re.compile(r"^(\S+ \S+) - INFO - .*Step:\s+(\d+),.*Tokens per Sec:\s+(\d+)")
 
 
@@ -209,7 +212,9 @@ def joeynmt_training_speed(train_log: Path) -> dict[str, float]:
     for (t0, _, _), (t1, _, rate) in zip(windows, windows[1:], strict=False):
         tokens, seconds = tokens + rate * (t1 - t0), seconds + (t1 - t0)
     steps = windows[-1][1] - windows[0][1]
+    losses = JOEY_VALID_LOSS.findall(train_log.read_text(encoding="utf-8", errors="replace"))
     return {
+        "valid_loss": float(losses[-1]) if losses else None,
         "train_target_tokens_per_second": round(tokens / seconds, 1),
         "real_target_tokens_per_batch": round(tokens / steps, 1),
         "measured_steps": steps,
@@ -222,7 +227,11 @@ def seqcli_training_speed(run_dir: Path, steps: int) -> dict[str, float]:
     final = records[-1]
     if final["step"] != steps:
         sys.exit(f"compare_joeynmt: {run_dir} stopped at step {final['step']}, not {steps}")
-    return {"train_target_tokens_per_second": final["target_tokens_per_second"], "measured_steps": steps}
+    return {
+        "train_target_tokens_per_second": final["target_tokens_per_second"],
+        "measured_steps": steps,
+        "valid_loss": final["valid_loss"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,24 +306,26 @@ def table(results: dict[str, object]) -> str:
             rows.append((f"test2016 {name}, sentences/s, {label}", joey[name][key], ours[name][key]))
     steps = results["steps"]
     rows.append((f"valid BLEU (greedy) after {steps} steps", joey["valid"]["bleu"], ours["valid"]["bleu"]))
+    rows.append((f"valid loss (teacher-forced, nats a token) after {steps} steps",
+                 joey["train"].get("valid_loss"), ours["train"].get("valid_loss")))  # fmt: skip
     for name in ("greedy", "beam5"):
         rows.append((f"test2016 BLEU, {name}", joey[name]["bleu"], ours[name]["bleu"]))
-    for name, label in (
-        ("bf16", "bf16 autocast"),
-        ("matched_batches", "batches matched to JoeyNMT's real tokens"),
-    ):
-        variant = results.get(f"seqcli_{name}")
-        if variant:
-            train = variant["train"]  # type: ignore[index]
+    for key, variant in results.items():
+        if key.startswith("seqcli_"):
+            label, train = variant["label"], variant["train"]  # type: ignore[index]
             per_batch = train["real_target_tokens_per_batch"]
             rows.append((f"training, target tokens/s, seqcli {label} ({per_batch} real tokens a batch)",
                          joey["train"]["train_target_tokens_per_second"],
                          train["train_target_tokens_per_second"]))  # fmt: skip
             rows.append((f"valid BLEU (greedy) after {steps} steps, seqcli {label}", joey["valid"]["bleu"],
                          variant["valid"]["bleu"]))  # type: ignore[index]  # fmt: skip
+            rows.append((f"valid loss after {steps} steps, seqcli {label}", joey["train"].get("valid_loss"),
+                         train.get("valid_loss")))  # fmt: skip
     lines = ["| measure | JoeyNMT 2.3.0 | seqcli | seqcli / JoeyNMT |", "|---|---:|---:|---:|"]
     for label, a, b in rows:
-        lines.append(f"| {label} | {a} | {b} | {ratio(b, a) if 'BLEU' not in label else ''} |")
+        lines.append(
+            f"| {label} | {a} | {b} | {ratio(b, a) if '/s' in label else ''} |"  # ratios of speeds only
+        )
     if "beam5_int8" in ours:
         q, key = ours["beam5_int8"], "sentences_per_second_generation"
         lines.append(
@@ -347,10 +358,18 @@ def main() -> None:
     )
     parser.add_argument("--no-bf16", action="store_true", help="Skip the seqcli run with bf16 autocast.")
     parser.add_argument(
+        "--batching",
+        choices=("random", "buckets"),
+        default="random",
+        help="seqcli's batches: random (mixed lengths, like JoeyNMT's) or buckets; the other one "
+        "is trained too, as a variant.",
+    )
+    parser.add_argument(
         "--matched-batch-tokens",
         type=int,
-        default=2000,
-        help="Also train seqcli with this batch budget (about JoeyNMT's real tokens a batch); 0 = skip.",
+        default=-1,
+        help="Also train seqcli with this batch budget, about JoeyNMT's real target tokens a batch "
+        "(default: 1750 with random batching, 2000 with buckets, which pad); 0 = skip.",
     )
     args = parser.parse_args()
     data = args.data.resolve()
@@ -365,7 +384,7 @@ def main() -> None:
     joey_python = joeynmt_python(args.joeynmt_venv.resolve(), args.torch_version)
     spm = prepare_tokenizer(work, data)
     joey_cfg = {beam: joeynmt_config(work, data, spm, args.steps, args.device, beam) for beam in (1, 5)}
-    seq_cfg = seqcli_config(work, data, spm, args.steps, "seqcli")
+    seq_cfg = seqcli_config(work, data, spm, args.steps, "seqcli", batching=args.batching)
     joey_run = work / "joeynmt-run"
     joey_cmd = [str(joey_python), "-m", "joeynmt"]
     seq_cmd = [sys.executable, "-m", "seqcli"]
@@ -436,15 +455,24 @@ def main() -> None:
     alternate(lambda: joey_decode("valid", 1, "valid"), lambda: seq_decode("valid", 1, "valid"))
     if args.device == "cpu":
         seq_decode("beam5_int8", 5, "test2016", "--quantize")
-    # seqcli variants, trained for the same steps: bf16 autocast, and length buckets holding as
-    # many real target tokens as JoeyNMT's batches (so a speed-up is not just bigger batches).
-    variants: dict[str, dict[str, object]] = {}
+    # seqcli variants, trained for the same steps: bf16 autocast, the other batching, and
+    # batches holding as many real target tokens as JoeyNMT's (a speed-up is not just bigger
+    # batches).
+    other = "buckets" if args.batching == "random" else "random"
+    matched = args.matched_batch_tokens
+    if matched < 0:
+        matched = 1750 if args.batching == "random" else 2000
+    variants: dict[str, tuple[str, dict[str, object]]] = {}
     if not args.no_bf16:
-        variants["bf16"] = {"bf16": True}
-    if args.matched_batch_tokens:
-        variants["matched_batches"] = {"batch_tokens": args.matched_batch_tokens}
-    for name, options in variants.items():
-        figures: dict[str, object] = {"options": options}
+        variants["bf16"] = ("bf16 autocast", {"batching": args.batching, "bf16": True})
+    variants[other] = (f"{other} batching", {"batching": other})
+    if matched:
+        variants["matched_batches"] = (
+            "batches matched to JoeyNMT's real tokens",
+            {"batching": args.batching, "batch_tokens": matched},
+        )
+    for name, (label, options) in variants.items():
+        figures: dict[str, object] = {"label": label, "options": options}
         config = seqcli_config(work, data, spm, args.steps, f"seqcli-{name}", **options)  # type: ignore[arg-type]
         train_seqcli(f"seqcli-{name}", config, figures)
         seq_decode("valid", 1, "valid", run_name=f"seqcli-{name}", into=figures)
@@ -470,15 +498,15 @@ def main() -> None:
 
 
 def real_tokens_per_batch(config_path: Path) -> float:
-    """Mean real target tokens of seqcli's batches for this configuration (its bucketing)."""
+    """Mean real target tokens of seqcli's batches for this configuration (its batching)."""
     from seqcli.config import config_from_dict as build
-    from seqcli.corpus import bucket_batches, encode_parallel
+    from seqcli.corpus import encode_parallel, make_batches
 
     config = build(load_toml(config_path))
     src, tgt = read_parallel(config.data.train, config.data.src_lang, config.data.tgt_lang)
     spm = Tokenizer.load(Path(config.tokenizer.src_model))
     examples = encode_parallel(src, tgt, spm, spm, config.data.max_tokens_per_sentence).examples
-    batches = bucket_batches(examples, config.train.batch_tokens, seed=0)
+    batches = make_batches(examples, config.train.batching, config.train.batch_tokens, seed=0)
     return round(sum(len(examples[i].tgt) + 1 for b in batches for i in b) / len(batches), 1)
 
 

@@ -241,8 +241,12 @@ JOEY_GENERATION = re.compile(r"Generation took ([0-9.]+)\[sec\]")
 SEQCLI_GENERATION = re.compile(r"generation ([0-9.]+) s")
 
 
-def decode(kind: str, command: list[str], source: Path, stem: Path, reference: list[str]) -> dict[str, float]:
-    """Translate source with the command; its speed both ways and the output's scores."""
+def decode(
+    kind: str, command: list[str], source: Path, stem: Path, reference: list[str], pieces: Tokenizer
+) -> dict[str, float]:
+    """Translate source with the command; its speed both ways, the output's scores, and its
+    length in SentencePiece pieces (search time grows with it: an undertrained model that
+    babbles longer outputs decodes fewer sentences a second)."""
     lines = len(reference)
     hyp, log_to = stem.with_suffix(".hyp"), stem.with_suffix(".log")
     whole = run(command, stdin=source, stdout=hyp, log_to=log_to)
@@ -253,8 +257,11 @@ def decode(kind: str, command: list[str], source: Path, stem: Path, reference: l
     generation = float(found[-1])
     hypotheses = hyp.read_text(encoding="utf-8").splitlines()
     scores = score(hypotheses, reference)
+    generated = sum(len(ids) for ids in pieces.encode(hypotheses))
     return {
         "sentences": lines,
+        "output_pieces": generated,
+        "output_pieces_per_second_generation": round(generated / generation, 1),
         "generation_seconds": round(generation, 2),
         "whole_process_seconds": round(whole, 2),
         "sentences_per_second_generation": round(lines / generation, 1),
@@ -304,6 +311,11 @@ def table(results: dict[str, object]) -> str:
         for measure, label in (("generation", "search only"), ("whole_process", "whole command")):
             key = f"sentences_per_second_{measure}"
             rows.append((f"test2016 {name}, sentences/s, {label}", joey[name][key], ours[name][key]))
+        if "output_pieces" in ours[name]:
+            rows.append((f"test2016 {name}, output length in pieces", joey[name]["output_pieces"],
+                         ours[name]["output_pieces"]))  # fmt: skip
+            key = "output_pieces_per_second_generation"
+            rows.append((f"test2016 {name}, output pieces/s, search only", joey[name][key], ours[name][key]))
     steps = results["steps"]
     rows.append((f"valid BLEU (greedy) after {steps} steps", joey["valid"]["bleu"], ours["valid"]["bleu"]))
     rows.append((f"valid loss (teacher-forced, nats a token) after {steps} steps",
@@ -383,6 +395,7 @@ def main() -> None:
 
     joey_python = joeynmt_python(args.joeynmt_venv.resolve(), args.torch_version)
     spm = prepare_tokenizer(work, data)
+    pieces = Tokenizer.load(spm)
     joey_cfg = {beam: joeynmt_config(work, data, spm, args.steps, args.device, beam) for beam in (1, 5)}
     seq_cfg = seqcli_config(work, data, spm, args.steps, "seqcli", batching=args.batching)
     joey_run = work / "joeynmt-run"
@@ -425,7 +438,7 @@ def main() -> None:
     def joey_decode(name: str, beam: int, split: str) -> None:
         command = [*joey_cmd, "translate", str(joey_cfg[beam])]  # the model_dir's best.ckpt
         source, reference = splits[split]
-        joey[name] = decode("joeynmt", command, source, work / f"joeynmt-{name}", reference)
+        joey[name] = decode("joeynmt", command, source, work / f"joeynmt-{name}", reference, pieces)
 
     def seq_decode(
         name: str,
@@ -447,7 +460,9 @@ def main() -> None:
             "--timings",
         ]
         source, reference = splits[split]
-        into[name] = decode("seqcli", [*command, *extra], source, work / f"{run_name}-{name}", reference)
+        into[name] = decode(
+            "seqcli", [*command, *extra], source, work / f"{run_name}-{name}", reference, pieces
+        )
 
     for name, beam in (("greedy", 1), ("beam5", 5)):
         alternate(lambda n=name, b=beam: joey_decode(n, b, "test2016"),

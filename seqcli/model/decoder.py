@@ -276,8 +276,8 @@ class Decoder(nn.Module):
 
     def _shrinking_steps(self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor) -> Tensor:
         """Teacher-forced steps over sentences sorted longest first, each step running only
-        those still going, as a packed sequence does: padding costs no RNN or attention work,
-        so batches of mixed lengths train as fast per real token as length-bucketed ones.
+        those still going, as a packed sequence does: padding costs no RNN work, so a batch of
+        mixed lengths costs its real tokens (in more, narrower steps than a length bucket).
         Returns the attentional vectors (B, T, H) in the input's order, zero at padding."""
         lengths = real.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)

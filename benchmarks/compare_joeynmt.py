@@ -338,13 +338,15 @@ def table(results: dict[str, object]) -> str:
         lines.append(
             f"| {label} | {a} | {b} | {ratio(b, a) if '/s' in label else ''} |"  # ratios of speeds only
         )
-    if "beam5_int8" in ours:
-        q, key = ours["beam5_int8"], "sentences_per_second_generation"
-        lines.append(
-            f"| seqcli --quantize (int8), beam 5: sentences/s search / whole command; BLEU | | "
-            f"{q[key]} / {q['sentences_per_second_whole_process']}; {q['bleu']} | "
-            f"{ratio(q[key], joey['beam5'][key])} |"
-        )
+    search, whole = "sentences_per_second_generation", "sentences_per_second_whole_process"
+    for name, flag in (("beam5_int8", "--quantize (int8)"), ("beam5_bf16", "--bf16")):
+        if name in ours:
+            q = ours[name]
+            lines.append(
+                f"| seqcli {flag}, beam 5: sentences/s search / whole command; BLEU | | "
+                f"{q[search]} / {q[whole]}; {q['bleu']} | "
+                f"{ratio(q[search], joey['beam5'][search])} / {ratio(q[whole], joey['beam5'][whole])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -369,6 +371,9 @@ def main() -> None:
         "--out", type=Path, help="JSON file [default: benchmarks/results/compare-joeynmt-DEVICE.json]"
     )
     parser.add_argument("--no-bf16", action="store_true", help="Skip the seqcli run with bf16 autocast.")
+    parser.add_argument(
+        "--no-variants", action="store_true", help="Train no seqcli variants (bf16, other batching, matched)."
+    )
     parser.add_argument(
         "--batching",
         choices=("random", "buckets"),
@@ -470,6 +475,12 @@ def main() -> None:
     alternate(lambda: joey_decode("valid", 1, "valid"), lambda: seq_decode("valid", 1, "valid"))
     if args.device == "cpu":
         seq_decode("beam5_int8", 5, "test2016", "--quantize")
+    import torch
+
+    from seqcli.translate import has_native_bf16
+
+    if has_native_bf16(torch.device(args.device)):
+        seq_decode("beam5_bf16", 5, "test2016", "--bf16")
     # seqcli variants, trained for the same steps: bf16 autocast, the other batching, and
     # batches holding as many real target tokens as JoeyNMT's (a speed-up is not just bigger
     # batches).
@@ -478,10 +489,13 @@ def main() -> None:
     if matched < 0:
         matched = 1750 if args.batching == "random" else 2000
     variants: dict[str, tuple[str, dict[str, object]]] = {}
-    if not args.no_bf16:
+    if args.no_variants:
+        pass
+    elif not args.no_bf16:
         variants["bf16"] = ("bf16 autocast", {"batching": args.batching, "bf16": True})
-    variants[other] = (f"{other} batching", {"batching": other})
-    if matched:
+    if not args.no_variants:
+        variants[other] = (f"{other} batching", {"batching": other})
+    if matched and not args.no_variants:
         variants["matched_batches"] = (
             "batches matched to JoeyNMT's real tokens",
             {"batching": args.batching, "batch_tokens": matched},

@@ -39,7 +39,7 @@ from seqcli.model.decoder import DecoderOutput
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
 from seqcli.tokenizer import PAD_ID, Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
-from seqcli.translate import Translator
+from seqcli.translate import Translator, has_native_bf16
 
 
 @dataclass(frozen=True)
@@ -121,15 +121,6 @@ def pick_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {name}: no CUDA GPU is available here")
     return device
-
-
-def has_native_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 matrix products run in hardware here: a CUDA GPU that supports them,
-    or a CPU with AVX-512 BF16 or AMX (elsewhere bf16 autocast on a CPU is emulated and slow)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 class Trainer:

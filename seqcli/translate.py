@@ -37,6 +37,15 @@ def decode_with_overrides(decode: DecodeConfig, overrides: dict[str, object]) ->
         raise UsageError(f"--{str(error).removeprefix('decode.').replace('_', '-')}") from None
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matrix products run in hardware here: a CUDA GPU that supports them,
+    or a CPU with AVX-512 BF16 or AMX (elsewhere bf16 autocast on a CPU is emulated and slow)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 class Translator:
     """A model with its tokenizers and search settings."""
 
@@ -53,6 +62,17 @@ class Translator:
         # Time spent in search since construction (`seqcli translate --timings`).
         self.generation_seconds = 0.0
         self.sentences_searched = 0
+        self.bf16 = False  # bfloat16 autocast in the search (`use_bf16`)
+
+    def use_bf16(self) -> None:
+        """Search under bfloat16 autocast (weights stay float32): only where the hardware
+        multiplies in bf16, since elsewhere it is emulated and slower."""
+        if not has_native_bf16(self.device):
+            raise UsageError(
+                f"--bf16: {self.device} has no bfloat16 matrix units (needs a CUDA GPU with bf16, "
+                "or a CPU with AVX-512 BF16 or AMX)"
+            )
+        self.bf16 = True
 
     @classmethod
     def from_run_dir(
@@ -83,6 +103,10 @@ class Translator:
     def search_batch(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
         """Search one batch of non-empty source id lists."""
         self.model.eval()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self._search(ids, decode)
+
+    def _search(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
         src = pad(ids).to(self.device)
         lengths = torch.tensor([len(s) for s in ids], dtype=torch.long, device=self.device)
         state, memory = self.model.encode(src, lengths)

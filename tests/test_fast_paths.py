@@ -10,13 +10,16 @@ import torch.nn.functional as F
 from cli_helpers import run_cli
 from test_training import SilentReporter, tiny_config
 
+from seqcli import translate as translate_module
 from seqcli.config import ModelConfig
 from seqcli.corpus import Example, bucket_batches, collate, random_batches
+from seqcli.errors import UsageError
 from seqcli.loss import sequence_loss
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import mix_predictions
 from seqcli.tokenizer import PAD_ID
 from seqcli.train import Trainer
+from seqcli.translate import Translator, has_native_bf16
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
@@ -147,3 +150,30 @@ def test_quantize_refuses_an_ensemble(trained_run: Path) -> None:
     )
     assert result.returncode == 2
     assert "--quantize" in result.stderr
+
+
+@pytest.mark.skipif(
+    not has_native_bf16(torch.device("cpu")), reason="this CPU has no bf16 units (AVX-512 BF16 or AMX)"
+)
+def test_bf16_translation_agrees_with_float(trained_run: Path, toy_dir: Path) -> None:
+    lines = (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()[:60]
+    text = "\n".join(lines) + "\n"
+    plain = run_cli("translate", str(trained_run), "--device", "cpu", "--beam-size", "3", input_text=text)
+    bf16 = run_cli("translate", str(trained_run), "--device", "cpu", "--beam-size", "3", "--bf16",
+                   input_text=text)  # fmt: skip
+    a, b = plain.stdout.splitlines(), bf16.stdout.splitlines()
+    assert len(b) == len(lines)
+    assert sum(x == y for x, y in zip(a, b, strict=True)) >= 0.8 * len(lines)
+
+
+def test_bf16_search_is_refused_without_bf16_units(
+    trained_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    translator = Translator.from_run_dir(trained_run, {}, torch.device("cpu"))
+    monkeypatch.setattr(translate_module, "has_native_bf16", lambda device: False)
+    with pytest.raises(UsageError, match="--bf16: cpu has no bfloat16 matrix units"):
+        translator.use_bf16()
+    assert not translator.bf16
+    result = run_cli("translate", str(trained_run), "--bf16", "--quantize", input_text="x\n", check=False)
+    assert result.returncode == 2
+    assert "--bf16: not with --quantize" in result.stderr

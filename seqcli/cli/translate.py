@@ -32,6 +32,9 @@ def translate_command(
     quantize: bool = typer.Option(
         False, "--quantize", help="int8 dynamic quantization of linear and LSTM/GRU layers (CPU only)."
     ),
+    bf16: bool = typer.Option(
+        False, "--bf16", help="bfloat16 autocast in the search (CUDA GPU, or CPU with AVX-512 BF16/AMX)."
+    ),
     timings: bool = typer.Option(
         False, "--timings", help="Report lines and search time (generation only) on stderr at the end."
     ),
@@ -62,6 +65,10 @@ def translate_command(
         translator = ensemble_translator(run_dirs, overrides, pick_device(device))
     else:
         translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device), quantize)
+    if bf16:
+        if quantize:
+            raise UsageError("--bf16: not with --quantize; choose one")
+        translator.use_bf16()
     world = distributed.current_world()
     if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
         if attention_plot is None and alignments is None:  # attention output: rank 0 works alone

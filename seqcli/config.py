@@ -117,7 +117,7 @@ class TrainConfig:
     learning_rate: float = 0.001
     batch_tokens: int = 4096  # tokens per batch: padded with buckets, real with random
     # "buckets": pairs of similar length together (little padding, fewest steps: the fastest);
-    # "random": pairs in random order, padding skipped (more learnt per update early on).
+    # "random": pairs in random order, padding skipped (more learnt in the first updates).
     batching: str = "buckets"
     accum_steps: int = 1  # batches per update (per process); the update is normalised by all their tokens
     max_steps: int = 100000

@@ -119,18 +119,7 @@ def bucket_batches(examples: list[Example], batch_tokens: int, seed: int) -> lis
     order = list(range(len(examples)))
     rng.shuffle(order)
     order.sort(key=lambda i: (len(examples[i].tgt), len(examples[i].src)))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order:
-        size = _padded_size(examples[index])
-        if current and max(longest, size) * (len(current) + 1) > batch_tokens:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(index)
-        longest = max(longest, size)
-    if current:
-        batches.append(current)
+    batches = _cut(examples, order, batch_tokens, padded=True)
     rng.shuffle(batches)
     return batches
 
@@ -146,16 +135,23 @@ def random_batches(examples: list[Example], batch_tokens: int, seed: int) -> lis
     """
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
+    return _cut(examples, order, batch_tokens, padded=False)
+
+
+def _cut(examples: list[Example], order: list[int], batch_tokens: int, padded: bool) -> list[list[int]]:
+    """Cut order into consecutive batches costing at most batch_tokens (a lone pair may cost
+    more): padded, the longest pair's size times the pairs; otherwise the sum of their sizes."""
     batches: list[list[int]] = []
     current: list[int] = []
-    filled = 0
+    longest = filled = 0
     for index in order:
         size = _padded_size(examples[index])
-        if current and filled + size > batch_tokens:
+        cost = max(longest, size) * (len(current) + 1) if padded else filled + size
+        if current and cost > batch_tokens:
             batches.append(current)
-            current, filled = [], 0
+            current, longest, filled = [], 0, 0
         current.append(index)
-        filled += size
+        longest, filled = max(longest, size), filled + size
     if current:
         batches.append(current)
     return batches

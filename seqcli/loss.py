@@ -14,33 +14,33 @@ from seqcli.tokenizer import PAD_ID
 class _SmoothedCrossEntropy(torch.autograd.Function):
     """Summed label-smoothed cross-entropy of (N, V) logits, with its gradient in one pass.
 
-    loss_n = (1 - eps) * (lse_n - z_n,y) + eps * (lse_n - mean_v z_n,v), lse the log-sum-exp;
+    With log-probabilities l = log_softmax(z): loss_n = -(1 - eps) * l_n,y - eps * mean_v l_n,v;
     d loss_n / d z_n = softmax(z_n) - (1 - eps) * onehot(y) - eps / V.
 
     The same value and gradient as F.cross_entropy(..., label_smoothing=eps, reduction="sum"),
-    but the backward pass writes one (N, V) tensor instead of building the log-softmax
-    gradient, a zero-filled NLL gradient and the smoothing term separately: on a CPU the
-    output layer's loss was a fifth of a training step.
+    at half its cost on a CPU: the forward pass keeps torch's fused log-softmax (one pass
+    over the logits) and the backward pass writes one (N, V) tensor, exp(l), instead of
+    building the log-softmax gradient, a zero-filled NLL gradient and the smoothing term
+    separately. The output layer's loss was a fifth of a CPU training step before.
     """
 
     @staticmethod
     def forward(ctx, logits: Tensor, target: Tensor, eps: float, real: Tensor) -> Tensor:  # type: ignore[override]
-        lse = torch.logsumexp(logits, dim=-1)  # (N,)
-        gold = logits.gather(1, target.unsqueeze(1)).squeeze(1)
-        per_token = lse - gold
+        log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
+        per_token = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
         if eps > 0:
-            per_token = (1 - eps) * per_token + eps * (lse - logits.mean(dim=-1))
-        ctx.save_for_backward(logits, lse, target, real)
+            per_token = (1 - eps) * per_token - eps * log_probs.mean(dim=-1)
+        ctx.save_for_backward(log_probs, target, real)
         ctx.eps = eps
         return per_token.masked_fill(~real, 0.0).sum()
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        logits, lse, target, real = ctx.saved_tensors
+        log_probs, target, real = ctx.saved_tensors
         eps = ctx.eps
-        grad = torch.exp(logits - lse.unsqueeze(1))  # softmax, (N, V)
+        grad = torch.exp(log_probs)  # softmax, (N, V)
         if eps > 0:
-            grad.sub_(eps / logits.size(1))
+            grad.sub_(eps / log_probs.size(1))
         grad.scatter_add_(1, target.unsqueeze(1), grad.new_full((grad.size(0), 1), -(1 - eps)))
         grad.mul_((real.to(grad.dtype) * grad_output).unsqueeze(1))
         return grad, None, None, None

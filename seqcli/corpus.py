@@ -127,8 +127,8 @@ def bucket_batches(examples: list[Example], batch_tokens: int, seed: int) -> lis
 def random_batches(examples: list[Example], batch_tokens: int, seed: int) -> list[list[int]]:
     """Group example indices, in random order, into batches of about batch_tokens real tokens.
 
-    A pair counts max(source, target + 1) tokens, padding not included: the encoder runs
-    packed sequences and the training decoder steps only the sentences still going, so a
+    A pair counts max(source, target + 1) tokens, padding not included: the encoder skips
+    padding (`cells.run_rnn`) and the training decoder steps only the sentences still going, so a
     batch of mixed lengths costs its real tokens. Every batch mixes short and long pairs,
     which early in training learns more per update than same-length batches do. Depends only
     on the examples, batch_tokens and seed (exact resumption).

@@ -9,12 +9,15 @@ import torch
 import torch.nn.functional as F
 from cli_helpers import run_cli
 from test_training import SilentReporter, tiny_config
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqcli import translate as translate_module
 from seqcli.config import ModelConfig
 from seqcli.corpus import Example, bucket_batches, collate, random_batches
 from seqcli.errors import UsageError
 from seqcli.loss import sequence_loss
+from seqcli.model.cells import run_rnn, runs_held, to_raw, to_state
+from seqcli.model.dropout import dropout
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import mix_predictions
 from seqcli.tokenizer import PAD_ID
@@ -38,6 +41,56 @@ def test_fused_loss_matches_torch_cross_entropy(eps: float) -> None:
     assert torch.allclose(ours, reference, rtol=1e-5)
     assert torch.allclose(ours_grad, reference_grad, atol=1e-6)
     assert ours_grad[3, 1:].abs().max() == 0  # padding gets no gradient
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("rows", [5, 150])  # one group, and several groups of sorted rows
+@pytest.mark.parametrize("zero_start", [True, False])
+def test_held_rnn_matches_packed_sequences(
+    cell: type, bidirectional: bool, rows: int, zero_start: bool
+) -> None:
+    """run_rnn on CPU (the held path, except an LSTM's backward direction from a given start)
+    against torch's packed sequences: outputs, final states, gradients."""
+    torch.manual_seed(0)
+    rnn = cell(6, 8, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    lengths = torch.randint(1, 13, (rows,))
+    inputs = torch.randn(rows, 14, 6, requires_grad=True)  # padded past the longest too
+    directions = 2 if bidirectional else 1
+    n_states = 2 if cell is torch.nn.LSTM else 1
+    start = tuple(torch.randn(2 * directions, rows, 8) for _ in range(n_states))
+    if zero_start:
+        start = tuple(torch.zeros_like(t) for t in start)
+    packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+    expected, expected_final = rnn(packed, to_raw(start))
+    expected, _ = pad_packed_sequence(expected, batch_first=True, total_length=14)
+    given = None if zero_start else start
+    assert runs_held(rnn, inputs, given) == (zero_start or cell is torch.nn.GRU or not bidirectional)
+    outputs, final = run_rnn(rnn, inputs, lengths, given)
+    weights = [torch.randn_like(expected)] + [torch.randn_like(t) for t in to_state(expected_final)]
+
+    def gradients(out: torch.Tensor, fin: object) -> tuple[torch.Tensor, ...]:
+        loss = sum((t * w).sum() for t, w in zip((out, *to_state(fin)), weights, strict=True))
+        return torch.autograd.grad(loss, [inputs, *rnn.parameters()])
+
+    assert torch.allclose(outputs, expected, atol=1e-6)
+    assert outputs[torch.arange(14)[None, :] >= lengths[:, None]].abs().max() == 0  # zero at padding
+    for ours, theirs in zip(to_state(final), to_state(expected_final), strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-6)
+    for ours, theirs in zip(gradients(outputs, final), gradients(expected, expected_final), strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_cpu_dropout_keeps_one_minus_p_and_rescales() -> None:
+    torch.manual_seed(0)
+    x = torch.ones(400, 500, requires_grad=True)
+    y = dropout(x, 0.3, training=True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(grad, y.detach())  # the gradient goes through the same mask
+    assert dropout(x, 0.3, training=False) is x
 
 
 def test_mix_predictions_shifts_guesses_into_the_next_input() -> None:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqcli.config import ModelConfig
 from seqcli.model.attention import make_attention
-from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
+from seqcli.model.cells import RNNState, make_rnn, run_rnn, to_raw, to_state, top_hidden
+from seqcli.model.dropout import Dropout
 from seqcli.model.encoder import EncoderOutput
 from seqcli.model.hard_attention import HardAttention, PositionChoice
 from seqcli.tokenizer import PAD_ID
@@ -127,13 +127,13 @@ class Decoder(nn.Module):
         self.context_first = self.attention is None or self.attention.uses_previous_state
         rnn_input = embedding_size + hidden_size * (int(self.context_first) + int(input_feeding))
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
         self.rnn = make_rnn(cell, rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
         self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
         at_output = dropout if dropout_placement == "output" else 0.0
-        self.dropout = nn.Dropout(at_output)  # on the attentional vector, before the output layer
-        self.feed_dropout = nn.Dropout(dropout - at_output)  # on the fed-back attentional vector
-        self.combine_dropout = nn.Dropout(dropout - at_output)  # on [h; c]
+        self.dropout = Dropout(at_output)  # on the attentional vector, before the output layer
+        self.feed_dropout = Dropout(dropout - at_output)  # on the fed-back attentional vector
+        self.combine_dropout = Dropout(dropout - at_output)  # on [h; c]
         self.output = nn.Linear(hidden_size, vocab_size)
 
     @classmethod
@@ -215,17 +215,14 @@ class Decoder(nn.Module):
         """Teacher-forced fast path: tgt_in (B, T) -> logits with one RNN call.
 
         real (B, T) bool, the positions before padding: when given, the RNN skips padding
-        (a packed sequence) and only real positions get logits, (N, V)."""
+        (cells.run_rnn) and only real positions get logits, (N, V)."""
         embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
         if self.context_first:  # fixed context, fed at every step
             embedded = torch.cat([embedded, memory.summary.unsqueeze(1).expand(-1, tgt_in.size(1), -1)], -1)
         if real is None:
             outputs, _ = self.rnn(embedded, to_raw(state.rnn))  # (B, T, H)
         else:
-            lengths = real.sum(1).cpu()
-            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-            outputs, _ = self.rnn(packed, to_raw(state.rnn))
-            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=tgt_in.size(1))
+            outputs, _ = run_rnn(self.rnn, embedded, real.sum(1), state.rnn)
         context, _, choice = self._attend(outputs, memory)  # (B, T, H)
         attentional = torch.tanh(self.combine(self.combine_dropout(torch.cat([outputs, context], dim=-1))))
         return DecoderOutput(self._logits(attentional, real), choice)

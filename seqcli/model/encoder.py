@@ -1,4 +1,4 @@
-"""Encoder: embeddings and a recurrent stack over packed source sequences."""
+"""Encoder: embeddings and a recurrent stack over source sequences of mixed lengths."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqcli.config import ModelConfig
-from seqcli.model.cells import RNNState, make_rnn, to_state
+from seqcli.model.cells import RNNState, make_rnn, run_rnn, to_state
+from seqcli.model.dropout import Dropout
 from seqcli.tokenizer import PAD_ID
 
 
@@ -47,11 +47,11 @@ class Encoder(nn.Module):
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
         self.rnn = make_rnn(
             cell, embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
         )
-        self.output_dropout = nn.Dropout(dropout if output_dropout is None else output_dropout)
+        self.output_dropout = Dropout(dropout if output_dropout is None else output_dropout)
 
     @classmethod
     def from_config(cls, config: ModelConfig, vocab_size: int) -> Encoder:
@@ -72,9 +72,7 @@ class Encoder(nn.Module):
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """src (B, S) ids, src_lengths (B,) -> EncoderOutput."""
         embedded = self.embedding_dropout(self.embedding(src))  # (B, S, E)
-        packed = pack_padded_sequence(embedded, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, raw_final = self.rnn(packed)
-        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.size(1))
+        states, raw_final = run_rnn(self.rnn, embedded, src_lengths)
         mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
         final = tuple(self._join_directions(t) for t in to_state(raw_final))
         return EncoderOutput(self.output_dropout(states), mask, final)  # states (B, S, H)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqcli.config import ModelConfig
-from seqcli.model.attention import make_attention
+from seqcli.model.attention import DotAttention, MemoryTape, make_attention
 from seqcli.model.cells import RNNState, make_rnn, run_rnn, to_raw, to_state, top_hidden
 from seqcli.model.dropout import Dropout
 from seqcli.model.encoder import EncoderOutput
@@ -22,13 +22,15 @@ class Memory:
     """Per-sentence encoder results the decoder reads at every step.
 
     values (N, S, H), keys (N, S, Hk) as projected by the attention, mask (N, S),
-    summary (N, H): the encoder's final top-layer state, the fixed context without attention.
+    summary (N, H): the encoder's final top-layer state, the fixed context without attention;
+    tape: set by the training steps to attend through (dot and general attention only).
     """
 
     values: Tensor
     keys: Tensor
     mask: Tensor
     summary: Tensor
+    tape: MemoryTape | None = None
 
     def select(self, index: Tensor) -> Memory:
         return Memory(*(t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)))
@@ -176,6 +178,8 @@ class Decoder(nn.Module):
 
         The memory may hold more sentences than the query (the shrinking training steps): the
         first N are the query's."""
+        if memory.tape is not None:
+            return (*memory.tape.attend(query, memory.keys, memory.values, memory.mask), None)
         rows = query.size(0)
         if memory.values.size(0) > rows and not isinstance(self.attention, HardAttention):
             padded = F.pad(query, (0, 0, 0, 0, 0, memory.values.size(0) - rows))
@@ -282,6 +286,10 @@ class Decoder(nn.Module):
         running = lengths[order][None, :] > torch.arange(tgt_in.size(1), device=real.device)[:, None]
         counts = running.sum(1).tolist()
         state, memory, tgt_in = state.select(order), memory.select(order), tgt_in.index_select(0, order)
+        if isinstance(self.attention, DotAttention):  # dot and general: the memory's gradient at once
+            tape = MemoryTape()
+            keys, values = tape.open(memory.keys, memory.values)
+            memory = Memory(values, keys, memory.mask, memory.summary, tape)
         n_rows = tgt_in.size(0)
         attentional = []
         for t, n in enumerate(counts):
@@ -289,7 +297,7 @@ class Decoder(nn.Module):
                 break
             if n < state.feed.size(0):
                 state = state.first(n)
-            if 2 * n <= memory.values.size(0):  # cut less often: a slice's gradient is memory-sized
+            if memory.tape is None and 2 * n <= memory.values.size(0):  # a slice's gradient is memory-sized
                 memory = memory.first(n)
             state = self.step_attentional(tgt_in[:n, t], state, memory)
             attentional.append(F.pad(state.feed, (0, 0, 0, n_rows - n)))

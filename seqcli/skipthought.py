@@ -28,6 +28,7 @@ from seqcli.model.skipthought import SkipThought
 from seqcli.sentences import read_documents
 from seqcli.textio import read_nonempty_file
 from seqcli.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, TokenizerSpec, train_sentencepiece
+from seqcli.train import make_optimizer
 
 TASK = "skip-thought"
 
@@ -152,7 +153,7 @@ class SkipThoughtTrainer:
         if not self.train_triples or not self.valid_triples:
             raise DataError("--train/--valid: need documents of at least three non-empty sentences")
         self.model = SkipThought(config.model, self.tokenizer.vocab_size).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.learning_rate)
+        self.optimizer = make_optimizer(self.model, config.train.learning_rate)
 
     def train_step(self, triples: list[Triple]) -> tuple[float, int]:
         """One update; returns the summed loss and the number of target tokens."""

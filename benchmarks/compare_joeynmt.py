@@ -6,10 +6,13 @@ Multi30k German->English (train/valid/test2016 as PREFIX.de / PREFIX.en under --
 joint 8000-piece unigram SentencePiece model used by both toolkits, and JoeyNMT's reference
 RNN: 2-layer bidirectional LSTM encoder (256 per direction), 2-layer LSTM decoder (512) with
 Luong attention, input feeding and a bridge, embeddings 256, dropout 0.3 (embeddings too),
-Adam 0.001 at a constant rate, gradient norm clipped at 1, no label smoothing, batches of
-4096 tokens, both toolkits counting a pair as max(source, target + 1) padded tokens. JoeyNMT
-fills a batch with pairs in random order; seqcli groups pairs of similar length, so the same
-budget holds about twice as many real target tokens (both are reported).
+Adam 0.001 at a constant rate, gradient norm clipped at 1, no label smoothing, Xavier RNN
+weights and JoeyNMT's dropout places (seqcli's `rnn_init = "xavier"`, `dropout_placement =
+"input"`), batches of 4096 tokens. Both toolkits fill a batch with pairs in random order;
+JoeyNMT counts a pair's padded tokens, seqcli its real ones (max(source, target + 1)), since
+padding costs it no work, so the same budget holds about twice as many real target tokens
+(both are reported; a variant with batches of JoeyNMT's real size is trained too, and one
+with seqcli's length buckets).
 
 What is measured, alternating the toolkits (JoeyNMT first, or --seqcli-first):
   * training: --steps updates of each; target tokens per second (real tokens, padding

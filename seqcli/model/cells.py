@@ -106,7 +106,9 @@ def runs_held(rnn: nn.RNNBase, inputs: Tensor, state: RNNState | None) -> bool:
     """Whether run_rnn takes the held path here. It gives the packed result only where an
     LSTM's backward direction starts from zeros (its h drifts over the leading padding from
     any other start), so those take packed sequences."""
-    if inputs.device.type != "cpu" or type(rnn) not in (nn.LSTM, nn.GRU) or getattr(rnn, "proj_size", 0):
+    if inputs.device.type != "cpu" or type(rnn) not in (nn.LSTM, nn.GRU):
+        return False
+    if isinstance(rnn, nn.LSTM) and rnn.proj_size > 0:
         return False
     return state is None or not (rnn.bidirectional and isinstance(rnn, nn.LSTM))
 
@@ -174,7 +176,7 @@ def _held_group(
         zeros = inputs.new_zeros(rnn.num_layers * directions, batch, rnn.hidden_size)
         state = (zeros, zeros) if lstm else (zeros,)
     last = (torch.arange(batch, device=inputs.device), lengths.to(inputs.device) - 1)
-    layer_input, finals = inputs, []
+    layer_input, finals = inputs, list[RNNState]()
     for layer, layer_weights in enumerate(weights):
         if layer > 0 and rnn.training and rnn.dropout > 0:
             layer_input = dropout(layer_input, rnn.dropout, training=True)

@@ -33,7 +33,10 @@ class Memory:
     tape: MemoryTape | None = None
 
     def select(self, index: Tensor) -> Memory:
-        return Memory(*(t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)))
+        values, keys, mask, summary = (
+            t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)
+        )
+        return Memory(values, keys, mask, summary)
 
     def first(self, n: int) -> Memory:
         """The first n sentences' memory (views, no copy)."""

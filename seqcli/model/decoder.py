@@ -256,7 +256,9 @@ class Decoder(nn.Module):
         """
         choices: list[PositionChoice] = []
         if use_gold is None and real is not None and not isinstance(self.attention, HardAttention):
-            return DecoderOutput(self._logits(self._shrinking_steps(tgt_in, state, memory, real), real))
+            return DecoderOutput(
+                self.output(self.dropout(self._shrinking_steps(tgt_in, state, memory, real)))
+            )
         if use_gold is None:  # nothing depends on the logits: project all positions at once
             attentional = []
             for t in range(tgt_in.size(1)):
@@ -282,18 +284,20 @@ class Decoder(nn.Module):
         """Teacher-forced steps over sentences sorted longest first, each step running only
         those still going, as a packed sequence does: padding costs no RNN work, so a batch of
         mixed lengths costs its real tokens (in more, narrower steps than a length bucket).
-        Returns the attentional vectors (B, T, H) in the input's order, zero at padding."""
+        Returns the attentional vectors of the real positions (N, H), in the order of
+        `tgt_in[real]` (row by row)."""
         lengths = real.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
         # How many sentences are still going at each step: one host sync per batch.
-        running = lengths[order][None, :] > torch.arange(tgt_in.size(1), device=real.device)[:, None]
+        running = (
+            lengths[order][None, :] > torch.arange(tgt_in.size(1), device=real.device)[:, None]
+        )  # (T, B)
         counts = running.sum(1).tolist()
         state, memory, tgt_in = state.select(order), memory.select(order), tgt_in.index_select(0, order)
         if isinstance(self.attention, DotAttention):  # dot and general: the memory's gradient at once
             tape = MemoryTape()
             keys, values = tape.open(memory.keys, memory.values)
             memory = Memory(values, keys, memory.mask, memory.summary, tape)
-        n_rows = tgt_in.size(0)
         attentional = []
         for t, n in enumerate(counts):
             if n == 0:
@@ -303,10 +307,12 @@ class Decoder(nn.Module):
             if memory.tape is None and 2 * n <= memory.values.size(0):  # a slice's gradient is memory-sized
                 memory = memory.first(n)
             state = self.step_attentional(tgt_in[:n, t], state, memory)
-            attentional.append(F.pad(state.feed, (0, 0, 0, n_rows - n)))
-        stacked = torch.stack(attentional, dim=1)  # (B, T', H), sorted rows
-        stacked = F.pad(stacked, (0, 0, 0, tgt_in.size(1) - stacked.size(1)))
-        return stacked.index_select(0, torch.argsort(order))
+            attentional.append(state.feed)  # (n, H)
+        # Step after step is time-major; (step t, sorted row r) is real position start[row] + t.
+        steps, rows = running.nonzero(as_tuple=True)  # time-major, like the steps
+        starts = torch.cumsum(lengths, 0) - lengths  # (B,) where each row's positions begin
+        position = starts[order[rows]] + steps  # (N,)
+        return torch.cat(attentional).index_select(0, torch.argsort(position))  # (N, H)
 
     def tie_output_to_embedding(self) -> None:
         self.output.weight = self.embedding.weight

@@ -133,12 +133,11 @@ def _run_held(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor, state: RNNState 
     for rows in torch.tensor_split(order, groups):
         group_lengths = lengths[rows]
         longest = int(group_lengths[0])
-        rows = rows.to(inputs.device)
         group_state = None if state is None else tuple(t[:, rows] for t in state)
         out, final = _held_group(rnn, weights, inputs[rows, :longest], group_lengths, group_state)
         outputs.append(F.pad(out, (0, 0, 0, inputs.size(1) - longest)))
         finals.append(final)
-    restore = torch.argsort(order).to(inputs.device)
+    restore = torch.argsort(order)
     output = torch.cat(outputs)[restore]
     final = tuple(torch.cat([f[i] for f in finals], dim=1)[:, restore] for i in range(len(finals[0])))
     return output, to_raw(final)
@@ -170,12 +169,12 @@ def _held_group(
     """One group of rows sorted by length, padded to the first: outputs and final state."""
     batch, steps, _ = inputs.shape
     directions, lstm = (2 if rnn.bidirectional else 1), isinstance(rnn, nn.LSTM)
-    padded = torch.arange(steps, device=inputs.device)[None, :] >= lengths.to(inputs.device)[:, None]
+    padded = torch.arange(steps)[None, :] >= lengths[:, None]  # (B, T), on the CPU like all of this path
     hold = padded.unsqueeze(-1).to(inputs.dtype)
     if state is None:
         zeros = inputs.new_zeros(rnn.num_layers * directions, batch, rnn.hidden_size)
         state = (zeros, zeros) if lstm else (zeros,)
-    last = (torch.arange(batch, device=inputs.device), lengths.to(inputs.device) - 1)
+    last = (torch.arange(batch), lengths - 1)
     layer_input, finals = inputs, list[RNNState]()
     for layer, layer_weights in enumerate(weights):
         if layer > 0 and rnn.training and rnn.dropout > 0:

@@ -129,6 +129,11 @@ def make_optimizer(model: torch.nn.Module, learning_rate: float) -> torch.optim.
     return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
 
 
+def _targets(batch: Batch, real: torch.Tensor | None) -> torch.Tensor:
+    """The gold tokens the logits of a pass given `real` stand for: (B, T), or (N,) real only."""
+    return batch.tgt_out if real is None else batch.tgt_out[real]
+
+
 class Trainer:
     """Holds the model, optimizer and data of one run, and runs the training loop."""
 
@@ -223,8 +228,7 @@ class Trainer:
         real = self._real_positions(batch)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
             output = self._forward(batch, use_gold, real)
-        targets = batch.tgt_out if real is None else batch.tgt_out[real]
-        loss_sum = sequence_loss(output.logits, targets, self.config.train.label_smoothing)
+        loss_sum = sequence_loss(output.logits, _targets(batch, real), self.config.train.label_smoothing)
         n_tokens = batch.n_tgt_tokens
         objective = loss_sum
         if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
@@ -260,7 +264,7 @@ class Trainer:
             batch = collate([self.valid_data.examples[i] for i in indices]).to(self.device)
             real = self._real_positions(batch)
             logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
-            total += sequence_loss(logits, batch.tgt_out if real is None else batch.tgt_out[real], 0.0).item()
+            total += sequence_loss(logits, _targets(batch, real), 0.0).item()
             tokens += batch.n_tgt_tokens
         self.model.train()
         return total / max(tokens, 1)

@@ -24,6 +24,13 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return torch.softmax(scores, dim=-1)
 
 
+def dot_attend(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Scores q . k_s, masked softmax, weighted values: context (B, T, H), weights (B, T, S)."""
+    scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+    weights = masked_softmax(scores, mask)
+    return torch.bmm(weights, values), weights
+
+
 class DotAttention(nn.Module):
     """Luong dot: score(q, h_s) = q . h_s; needs query and value sizes to match."""
 
@@ -33,9 +40,7 @@ class DotAttention(nn.Module):
         return values
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
-        weights = masked_softmax(scores, mask)
-        return torch.bmm(weights, values), weights  # (B, T, H), (B, T, S)
+        return dot_attend(query, keys, values, mask)
 
 
 class GeneralAttention(DotAttention):
@@ -112,12 +117,10 @@ class _TapeStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, query, keys, values, mask, tape, step):  # type: ignore[override]
         rows = query.size(0)
-        keys, values, mask = keys[:rows], values[:rows], mask[:rows]
-        scores = torch.bmm(query, keys.transpose(1, 2))  # (N, 1, S)
-        weights = masked_softmax(scores, mask)
-        context = torch.bmm(weights, values)
+        keys, values = keys[:rows], values[:rows]
+        context, weights = dot_attend(query, keys, values, mask[:rows])  # (N, 1, H), (N, 1, S)
         ctx.save_for_backward(query, keys, values, weights)
-        ctx.tape, ctx.step = tape, step
+        ctx.tape, ctx.step, ctx.query_dtype = tape, step, query.dtype
         ctx.set_materialize_grads(False)
         return context, weights
 
@@ -133,7 +136,7 @@ class _TapeStep(torch.autograd.Function):
         d_scores = weights * (d_attention - (weights * d_attention).sum(-1, keepdim=True))
         d_query = torch.bmm(d_scores, keys)  # (N, 1, Hk)
         ctx.tape.records.append((ctx.step, d_scores[:, 0], query[:, 0], weights[:, 0], d_context[:, 0]))
-        return d_query.to(ctx.saved_tensors[0].dtype), None, None, None, None, None
+        return d_query.to(ctx.query_dtype), None, None, None, None, None
 
 
 class AdditiveAttention(nn.Module):

@@ -235,7 +235,8 @@ class Decoder(nn.Module):
         return DecoderOutput(self._logits(attentional, real), choice)
 
     def _logits(self, attentional: Tensor, real: Tensor | None) -> Tensor:
-        """attentional (B, T, H) -> logits (B, T, V), or (N, V) for the real positions only."""
+        """attentional (B, T, H) -> logits (B, T, V), or (N, V) for the real positions only;
+        attentional already (N, H) with real None -> (N, V)."""
         return self.output(self.dropout(attentional if real is None else attentional[real]))
 
     def forward_steps(
@@ -256,9 +257,7 @@ class Decoder(nn.Module):
         """
         choices: list[PositionChoice] = []
         if use_gold is None and real is not None and not isinstance(self.attention, HardAttention):
-            return DecoderOutput(
-                self.output(self.dropout(self._shrinking_steps(tgt_in, state, memory, real)))
-            )
+            return DecoderOutput(self._logits(self._shrinking_steps(tgt_in, state, memory, real), None))
         if use_gold is None:  # nothing depends on the logits: project all positions at once
             attentional = []
             for t in range(tgt_in.size(1)):
@@ -308,7 +307,7 @@ class Decoder(nn.Module):
                 memory = memory.first(n)
             state = self.step_attentional(tgt_in[:n, t], state, memory)
             attentional.append(state.feed)  # (n, H)
-        # Step after step is time-major; (step t, sorted row r) is real position start[row] + t.
+        # The steps' outputs come time-major; (step t, sorted row r) is real position starts[row] + t.
         steps, rows = running.nonzero(as_tuple=True)  # time-major, like the steps
         starts = torch.cumsum(lengths, 0) - lengths  # (B,) where each row's positions begin
         position = starts[order[rows]] + steps  # (N,)

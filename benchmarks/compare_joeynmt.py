@@ -480,7 +480,7 @@ def main() -> None:
         seq_decode("beam5_int8", 5, "test2016", "--quantize")
     import torch
 
-    from seqcli.translate import has_native_bf16
+    from seqcli.device import has_native_bf16
 
     if has_native_bf16(torch.device(args.device)):
         seq_decode("beam5_bf16", 5, "test2016", "--bf16")

@@ -27,8 +27,9 @@ import torch
 
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
+from seqcli.device import pick_device
 from seqcli.textio import write_text_atomic
-from seqcli.train import Trainer, pick_device
+from seqcli.train import Trainer
 from seqcli.translate import Translator
 
 

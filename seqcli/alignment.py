@@ -18,8 +18,8 @@ import torch
 
 from seqcli.corpus import pad
 from seqcli.errors import UsageError
-from seqcli.tokenizer import BOS_ID
 from seqcli.translate import STREAM_CHUNK_LINES, Translator
+from seqcli.vocab import BOS_ID
 
 
 @dataclass(frozen=True)

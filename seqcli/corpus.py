@@ -11,7 +11,8 @@ from torch import Tensor
 
 from seqcli.errors import DataError
 from seqcli.textio import read_nonempty_file
-from seqcli.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from seqcli.tokenizer import Tokenizer
+from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def corpus_paths(prefix: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from seqcli.model.hard_attention import PositionChoice
-from seqcli.tokenizer import PAD_ID
+from seqcli.vocab import PAD_ID
 
 
 class _SmoothedCrossEntropy(torch.autograd.Function):

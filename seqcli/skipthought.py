@@ -25,10 +25,11 @@ from seqcli.corpus import Example, bucket_batches, pad
 from seqcli.errors import DataError, RunDirError
 from seqcli.loss import sequence_loss
 from seqcli.model.skipthought import SkipThought
+from seqcli.optim import make_optimizer
 from seqcli.sentences import read_documents
 from seqcli.textio import read_nonempty_file
-from seqcli.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, TokenizerSpec, train_sentencepiece
-from seqcli.train import make_optimizer
+from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
+from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID
 
 TASK = "skip-thought"
 

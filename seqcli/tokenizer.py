@@ -13,8 +13,9 @@ import sentencepiece as spm
 
 from seqcli.errors import DataError, UsageError
 from seqcli.textio import atomic_open
+from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+__all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID", "Tokenizer", "TokenizerSpec", "train_sentencepiece"]
 
 
 @dataclass(frozen=True)

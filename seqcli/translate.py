@@ -16,10 +16,12 @@ from torch import nn
 from seqcli import checkpoint
 from seqcli.config import DecodeConfig
 from seqcli.corpus import pad
+from seqcli.device import has_native_bf16
 from seqcli.errors import ConfigError, RunDirError, UsageError
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.search import Hypothesis, beam_search, greedy_search
-from seqcli.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from seqcli.tokenizer import Tokenizer
+from seqcli.vocab import BOS_ID, EOS_ID
 
 # Lines are read and translated this many at a time, so memory stays flat on long streams
 # while batches can still be sorted by length.
@@ -35,15 +37,6 @@ def decode_with_overrides(decode: DecodeConfig, overrides: dict[str, object]) ->
         return replace(decode, **given)  # type: ignore[arg-type]
     except ConfigError as error:
         raise UsageError(f"--{str(error).removeprefix('decode.').replace('_', '-')}") from None
-
-
-def has_native_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 matrix products run in hardware here: a CUDA GPU that supports them,
-    or a CPU with AVX-512 BF16 or AMX (elsewhere bf16 autocast on a CPU is emulated and slow)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 class Translator:

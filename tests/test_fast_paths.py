@@ -14,6 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from seqcli import translate as translate_module
 from seqcli.config import ModelConfig
 from seqcli.corpus import Example, bucket_batches, collate, random_batches
+from seqcli.device import has_native_bf16
 from seqcli.errors import UsageError
 from seqcli.loss import sequence_loss
 from seqcli.model.cells import run_rnn, runs_held, to_raw, to_state
@@ -22,7 +23,7 @@ from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import mix_predictions
 from seqcli.tokenizer import PAD_ID
 from seqcli.train import Trainer
-from seqcli.translate import Translator, has_native_bf16
+from seqcli.translate import Translator
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])

@@ -31,8 +31,8 @@ def tune_length_penalty_command(
     """Try GNMT length-penalty alphas with beam search on valid; print alpha, BLEU, chrF (TSV)."""
     from seqcli import checkpoint
     from seqcli.corpus import read_parallel
+    from seqcli.device import pick_device
     from seqcli.errors import UsageError
-    from seqcli.train import pick_device
     from seqcli.translate import Translator
     from seqcli.tune import best_alpha, tune_length_penalty
 

@@ -41,9 +41,9 @@ def translate_command(
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
     from seqcli import distributed
+    from seqcli.device import pick_device
     from seqcli.errors import UsageError
     from seqcli.textio import check_distinct_paths, open_input, open_output
-    from seqcli.train import pick_device
     from seqcli.translate import Translator
 
     check_distinct_paths([input_], output)

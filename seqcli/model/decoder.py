@@ -14,7 +14,7 @@ from seqcli.model.cells import RNNState, make_rnn, run_rnn, to_raw, to_state, to
 from seqcli.model.dropout import Dropout
 from seqcli.model.encoder import EncoderOutput
 from seqcli.model.hard_attention import HardAttention, PositionChoice
-from seqcli.tokenizer import PAD_ID
+from seqcli.vocab import PAD_ID
 
 
 @dataclass

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from seqcli.config import ModelConfig
 from seqcli.model.cells import RNNState, make_rnn, run_rnn, to_state
 from seqcli.model.dropout import Dropout
-from seqcli.tokenizer import PAD_ID
+from seqcli.vocab import PAD_ID
 
 
 @dataclass

@@ -9,7 +9,7 @@ from seqcli.config import ModelConfig
 from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
 from seqcli.model.encoder import Encoder
-from seqcli.tokenizer import PAD_ID
+from seqcli.vocab import PAD_ID
 
 
 class Seq2Seq(nn.Module):

@@ -18,7 +18,7 @@ from seqcli.config import ModelConfig
 from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder
 from seqcli.model.encoder import Encoder, EncoderOutput
-from seqcli.tokenizer import PAD_ID
+from seqcli.vocab import PAD_ID
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""Training progress on stderr: a rich progress bar and one line per validation."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class QuietReporter:
+    """Ranks other than 0 under torchrun: rank 0 alone reports."""
+
+    def __enter__(self) -> QuietReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def on_start(self, max_steps: int, info: dict[str, object]) -> None:
+        pass
+
+    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None:
+        pass
+
+    def on_evaluation(self, evaluation: Any) -> None:
+        pass
+
+    def on_end(self, summary: Any) -> None:
+        pass
+
+
+class RichReporter:
+    """Progress bar with loss, tokens/second and ETA on stderr; one line per evaluation."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TextColumn("{task.fields[speed]:,.0f} tok/s"),
+            TextColumn("gold p {task.fields[gold]:.2f}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.task = self.progress.add_task("train", total=1, loss=0.0, speed=0.0, gold=1.0)
+        # A log file gets no live bar, so it gets a progress line now and then instead.
+        self.line_every = 0.0 if self.console.is_terminal else 30.0
+        self.last_line = time.monotonic()
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_start(self, max_steps: int, info: dict[str, object]) -> None:
+        self.progress.update(self.task, total=max_steps)
+        details = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in info.items())
+        self.console.print(f"seqcli train: {details}")
+
+    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None:
+        self.progress.update(
+            self.task, completed=step, loss=loss, speed=tokens_per_second, gold=gold_probability
+        )
+
+    def on_evaluation(self, evaluation: Any) -> None:
+        best = " (best)" if evaluation.is_best else ""
+        self.console.print(
+            f"step {evaluation.step}: train loss {evaluation.train_loss:.3f}, valid loss "
+            f"{evaluation.valid_loss:.3f}, valid BLEU {evaluation.valid_bleu:.2f}, chrF "
+            f"{evaluation.valid_chrf:.2f}, exact {evaluation.valid_exact_match:.1f}%{best}"
+        )
+
+    def on_end(self, summary: Any) -> None:
+        self.console.print(
+            f"done after {summary.steps} steps ({summary.stop_reason}, {summary.elapsed_seconds:.0f} s): "
+            f"best valid BLEU {summary.best_bleu:.2f} at step {summary.best_step}"
+        )
+
+
+class SkipThoughtRichReporter(RichReporter):
+    """The training progress bar, with skip-thought's validation line."""
+
+    def __enter__(self) -> SkipThoughtRichReporter:
+        self.progress.start()
+        return self
+
+    def on_evaluation(self, evaluation: Any) -> None:
+        best = " (best)" if evaluation.is_best else ""
+        self.console.print(
+            f"step {evaluation.step}: train loss {evaluation.train_loss:.3f}, "
+            f"valid loss {evaluation.valid_loss:.3f}{best}"
+        )
+
+    def on_end(self, summary: Any) -> None:
+        self.console.print(
+            f"done after {summary.steps} steps ({summary.stop_reason}, {summary.elapsed_seconds:.0f} s): "
+            f"best valid loss {summary.best_valid_loss:.3f} at step {summary.best_step}"
+        )

@@ -16,7 +16,7 @@ directory never unpickles anything.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,7 @@ class TrainingState:
     optimizer: dict[str, Any]  # as torch's Optimizer.state_dict() returns it
     rng: dict[str, torch.Tensor]  # named generator states (uint8 tensors)
     loop: dict[str, Any]  # JSON-able counters of the training loop
+    task: dict[str, Any] = field(default_factory=dict)  # JSON-able state of the task's objective
 
 
 def _optimizer_to_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -157,6 +158,7 @@ def save_training_state(path: Path, state: TrainingState) -> None:
         "seqcli_version": seqcli.__version__,
         "optimizer": json.dumps(optimizer_rest),
         "loop": json.dumps(state.loop),
+        "task": json.dumps(state.task),
     }
     with atomic_open(path, "wb") as handle:
         handle.write(save_safetensors(tensors, metadata=metadata))  # type: ignore[arg-type]
@@ -174,9 +176,10 @@ def load_training_state(run_dir: Path) -> TrainingState:
     try:
         optimizer = _optimizer_from_tensors(groups["optimizer"], json.loads(metadata["optimizer"]))
         loop = json.loads(metadata["loop"])
+        task = json.loads(metadata.get("task", "{}"))
     except (KeyError, ValueError) as error:
         raise RunDirError(f"{path}: damaged training state ({error})") from None
-    return TrainingState(groups["model"], optimizer, groups["rng"], loop)
+    return TrainingState(groups["model"], optimizer, groups["rng"], loop, task)
 
 
 @dataclass

@@ -437,6 +437,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             rng=rng,
             loop=self.loop.to_dict(),
+            task={"attention_baseline": self.attention_objective.baseline},
         )
         checkpoint.save_training_state(self.run_dir / checkpoint.TRAIN_STATE, state)
 
@@ -450,6 +451,7 @@ class Trainer:
         if "cuda" in state.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(state.rng["cuda"], self.device)
         self.loop = LoopState.from_dict(state.loop)
+        self.attention_objective.baseline = state.task.get("attention_baseline")
 
     @classmethod
     def resume(cls, run_dir: Path, config: Config, device: str = "auto") -> Trainer:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Scheduled sampling on Multi30k de->en, sequential (exact) vs parallel (two passes), measured
 # on valid. The CPU recipe with the gold-token probability falling linearly from 1.0 to 0.75
-# over the first 1,000 updates; 1,087 updates each, as the teacher-forced CPU row of the README.
+# over the first 1,000 updates; 1,087 updates each, as the teacher-forced CPU row of docs/results.md.
 # Usage: experiments/scheduled_sampling_multi30k.sh DATA_DIR OUT_DIR   (DATA_DIR: train/valid .de/.en)
 set -euo pipefail
 data=${1:?data directory}

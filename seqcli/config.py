@@ -6,7 +6,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 
 from seqcli.errors import ConfigError
 
@@ -20,6 +20,29 @@ DROPOUT_PLACEMENTS = ("output", "input")
 BATCHINGS = ("buckets", "random")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
+
+T = TypeVar("T")
+
+
+def option(
+    default: T, help: str = "", *, flag: str | None = None, choices: tuple[str, ...] | None = None
+) -> T:
+    """A config field declared once: its default, its `seqcli train` flag and help, its choices.
+
+    flag: the command-line spelling ("--lr", or "--joint/--separate" for a pair of switches);
+    None keeps the field to TOML and --set. choices: the values validation accepts; the same
+    tuple is listed in the flag's help and in the error message.
+    """
+    metadata = {"help": help, "flag": flag, "choices": choices}
+    return field(default=default, metadata=metadata)  # type: ignore[return-value]
+
+
+def _check_choices(section: str, config: Any) -> None:
+    """Every field declared with choices holds one of them."""
+    for spec in fields(config):
+        choices = spec.metadata.get("choices")
+        if choices is not None:
+            _check_choice(section, spec.name, getattr(config, spec.name), choices)
 
 
 def _check_choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -37,31 +60,39 @@ def _check_range(section: str, name: str, value: float, low: float, high: float 
 class DataConfig:
     """Where the parallel corpus is and how it is filtered."""
 
-    task: str = "translation"  # skip-thought: train and valid are sentence files, not prefixes
-    train: str = ""
-    valid: str = ""
-    src_lang: str = "src"
-    tgt_lang: str = "tgt"
+    task: str = option(
+        "translation",
+        "What to train; skip-thought reads --train/--valid as sentence files, not corpus prefixes.",
+        flag="--task",
+        choices=TASKS,
+    )
+    train: str = option("", "Training corpus prefix (PREFIX.SRC_LANG, PREFIX.TGT_LANG).", flag="--train")
+    valid: str = option("", "Validation corpus prefix.", flag="--valid")
+    src_lang: str = option("src", "Source file suffix, e.g. de.", flag="--src-lang")
+    tgt_lang: str = option("tgt", "Target file suffix, e.g. en.", flag="--tgt-lang")
     max_tokens_per_sentence: int = 100  # longer training pairs are filtered out (counted)
 
     def __post_init__(self) -> None:
         _check_range("data", "max_tokens_per_sentence", self.max_tokens_per_sentence, 1)
-        _check_choice("data", "task", self.task, TASKS)
+        _check_choices("data", self)
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
     """SentencePiece models: trained on the training corpus unless paths are given."""
 
-    type: str = "unigram"
-    vocab_size: int = 8000
-    joint: bool = True
+    type: str = option(
+        "unigram", "SentencePiece model type.", flag="--tokenizer-type", choices=TOKENIZER_TYPES
+    )
+    vocab_size: int = option(8000, "SentencePiece vocabulary size.", flag="--vocab-size")
+    joint: bool = option(True, "One SentencePiece model for both sides, or two.", flag="--joint/--separate")
     character_coverage: float = 1.0
-    src_model: str = ""  # an existing SentencePiece model to use instead of training one
-    tgt_model: str = ""
+    # An existing SentencePiece model to use instead of training one.
+    src_model: str = option("", "Existing SentencePiece model for the source (or both).", flag="--src-spm")
+    tgt_model: str = option("", "Existing SentencePiece model for the target.", flag="--tgt-spm")
 
     def __post_init__(self) -> None:
-        _check_choice("tokenizer", "type", self.type, TOKENIZER_TYPES)
+        _check_choices("tokenizer", self)
         _check_range("tokenizer", "vocab_size", self.vocab_size, 8)
         _check_range("tokenizer", "character_coverage", self.character_coverage, 0.9, 1.0)
 
@@ -70,35 +101,32 @@ class TokenizerConfig:
 class ModelConfig:
     """The encoder-decoder architecture; stored with every checkpoint."""
 
-    cell: str = "lstm"
-    embedding_size: int = 256
-    hidden_size: int = 512  # decoder size; each encoder direction gets hidden_size // directions
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    bidirectional: bool = True
-    attention: str = "general"
-    input_feeding: bool = True
-    bridge: str = "bridge"
-    dropout: float = 0.3
+    cell: str = option("lstm", "Recurrent cell.", flag="--cell", choices=CELLS)
+    embedding_size: int = option(256, "Embedding size.", flag="--embedding-size")
+    # Each encoder direction gets hidden_size // directions.
+    hidden_size: int = option(512, "Decoder hidden size (encoder: half per direction).", flag="--hidden-size")
+    encoder_layers: int = option(2, "Encoder layers.", flag="--encoder-layers")
+    decoder_layers: int = option(2, "Decoder layers.", flag="--decoder-layers")
+    bidirectional: bool = option(True, "Encoder direction.", flag="--bidirectional/--unidirectional")
+    attention: str = option("general", "Attention.", flag="--attention", choices=ATTENTIONS)
+    input_feeding: bool = option(True, "Feed attentional vectors.", flag="--input-feeding/--no-input-feeding")
+    bridge: str = option("bridge", "Decoder start.", flag="--bridge", choices=BRIDGES)
+    dropout: float = option(0.3, "Dropout between layers and before the output.", flag="--dropout")
     embedding_dropout: float = 0.0
     tied_embeddings: bool = False
     # Where model.dropout applies besides between RNN layers: "output" on the encoder states
     # and on the attentional vector before the output layer; "input" on the attentional
     # vector fed back into the decoder RNN and on [h; c] before the combine layer (where
     # JoeyNMT puts it). Neither touches the recurrent connections.
-    dropout_placement: str = "output"
+    dropout_placement: str = option("output", choices=DROPOUT_PLACEMENTS)
     # RNN weights: "torch" keeps PyTorch's uniform(+-1/sqrt(H)) for weights and biases;
     # "xavier" draws each gate's input and recurrent matrix from Glorot's uniform, zeroes the
     # biases and starts the LSTM forget gates at forget_bias (Jozefowicz et al. 2015).
-    rnn_init: str = "torch"
+    rnn_init: str = option("torch", choices=RNN_INITS)
     forget_bias: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_choice("model", "cell", self.cell, CELLS)
-        _check_choice("model", "rnn_init", self.rnn_init, RNN_INITS)
-        _check_choice("model", "dropout_placement", self.dropout_placement, DROPOUT_PLACEMENTS)
-        _check_choice("model", "attention", self.attention, ATTENTIONS)
-        _check_choice("model", "bridge", self.bridge, BRIDGES)
+        _check_choices("model", self)
         for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
             _check_range("model", name, getattr(self, name), 1)
         _check_range("model", "dropout", self.dropout, 0.0, 0.99)
@@ -113,32 +141,54 @@ class ModelConfig:
 class TrainConfig:
     """The optimisation, teacher forcing, validation and stopping rules."""
 
-    seed: int = 1
-    learning_rate: float = 0.001
-    batch_tokens: int = 4096  # tokens per batch: padded with buckets, real with random
+    seed: int = option(1, "Random seed.", flag="--seed")
+    learning_rate: float = option(0.001, "Adam learning rate.", flag="--lr")
+    batch_tokens: int = option(
+        4096, "Tokens per batch (padded with buckets, real with random).", flag="--batch-tokens"
+    )
     # "buckets": pairs of similar length together (little padding, fewest steps: the fastest);
     # "random": pairs in random order, padding skipped (more learnt in the first updates).
-    batching: str = "buckets"
-    accum_steps: int = 1  # batches per update (per process); the update is normalised by all their tokens
-    max_steps: int = 100000
-    max_epochs: int = 100
-    max_minutes: float = 0.0  # 0: no time limit
+    batching: str = option(
+        "buckets",
+        "Batch composition (buckets: similar lengths together; random: mixed lengths).",
+        flag="--batching",
+        choices=BATCHINGS,
+    )
+    # The update is normalised by the tokens of all its batches.
+    accum_steps: int = option(
+        1,
+        "Batches per update and process; the update covers accum-steps x processes batches.",
+        flag="--accum-steps",
+    )
+    max_steps: int = option(100000, "Stop after this many updates.", flag="--max-steps")
+    max_epochs: int = option(100, "Stop after this many passes over the data.", flag="--max-epochs")
+    max_minutes: float = option(0.0, "Stop after this many minutes (0 = no limit).", flag="--max-minutes")
     clip_norm: float = 1.0
-    label_smoothing: float = 0.1
-    eval_every: int = 500
-    patience: int = 10  # evaluations without a better validation BLEU before stopping
+    label_smoothing: float = option(0.1, "Label smoothing (0 = off).", flag="--label-smoothing")
+    eval_every: int = option(500, "Validate every N updates.", flag="--eval-every")
+    patience: int = option(10, "Stop after N validations without a better BLEU.", flag="--patience")
     eval_beam_size: int = 1
     # Scheduled sampling (Bengio et al. 2015): probability of feeding the gold token.
-    teacher_forcing: str = "constant"
-    tf_start: float = 1.0  # constant value, or the start of linear decay
-    tf_min: float = 0.0  # floor of linear and exponential decay
-    tf_slope: float = 1e-4  # linear: probability lost per step
-    tf_k: float = 0.9999  # exponential: k ** step; inverse_sigmoid: k / (k + exp(step / k))
+    teacher_forcing: str = option(
+        "constant", "Gold-token probability schedule.", flag="--teacher-forcing", choices=SCHEDULES
+    )
+    tf_start: float = option(
+        1.0, "Gold-token probability at the start (constant: always).", flag="--tf-start"
+    )
+    tf_min: float = option(0.0, "Floor of linear/exponential decay.", flag="--tf-min")
+    tf_slope: float = option(1e-4, "Linear decay per update.", flag="--tf-slope")
+    # exponential: k ** step; inverse_sigmoid: k / (k + exp(step / k))
+    tf_k: float = option(0.9999, "Exponential base (<1) or inverse-sigmoid k (>=1).", flag="--tf-k")
     # How model predictions replace gold tokens when the probability is below 1:
     # sequential: each step feeds the prediction of the step before (exact, one step at a time);
     # parallel: a teacher-forced pass without gradient predicts every position at once, a
     # second pass trains on the mix (Duckworth et al. 2019); keeps the fast training paths.
-    scheduled_sampling: str = "sequential"
+    scheduled_sampling: str = option(
+        "sequential",
+        "How predictions replace gold tokens (sequential: exact, step by step; parallel: two passes).",
+        flag="--scheduled-sampling",
+        choices=SAMPLING_MODES,
+    )
     hard_attention_entropy: float = 0.01  # entropy bonus of hard attention's REINFORCE term
     # Learning-rate decay on a plateau of validation BLEU: lr *= factor after lr_patience
     # evaluations without a better BLEU (and again after each further lr_patience); 1.0 = off.
@@ -149,9 +199,7 @@ class TrainConfig:
     bf16: bool = False  # bfloat16 autocast of the training forward pass, where the GPU or CPU has bf16 units
 
     def __post_init__(self) -> None:
-        _check_choice("train", "teacher_forcing", self.teacher_forcing, SCHEDULES)
-        _check_choice("train", "scheduled_sampling", self.scheduled_sampling, SAMPLING_MODES)
-        _check_choice("train", "batching", self.batching, BATCHINGS)
+        _check_choices("train", self)
         for name in ("batch_tokens", "accum_steps", "max_steps", "max_epochs", "eval_every", "patience"):
             _check_range("train", name, getattr(self, name), 1)
         _check_range("train", "lr_decay_factor", self.lr_decay_factor, 1e-6, 1.0)

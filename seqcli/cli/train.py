@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import ast
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import Field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_type_hints
 
 import typer
 
+from seqcli.config import Config, config_from_dict, config_to_dict, load_toml, merge
 from seqcli.errors import UsageError
 
 Option = typer.Option
+Command = TypeVar("Command", bound=Callable[..., None])
 
 
 def parse_set(assignments: list[str]) -> dict[str, dict[str, Any]]:
@@ -31,104 +36,63 @@ def parse_set(assignments: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def flagged_fields() -> Iterator[tuple[str, Field[Any], type]]:
+    """(section, field, type) of every config field declared with a command-line flag, in order."""
+    for section in fields(Config):
+        section_class = get_type_hints(Config)[section.name]
+        hints = get_type_hints(section_class)
+        for spec in fields(section_class):
+            if spec.metadata.get("flag"):
+                yield section.name, spec, hints[spec.name]
+
+
+def _flag_help(spec: Field[Any]) -> str:
+    choices = spec.metadata.get("choices")
+    if not choices:
+        return spec.metadata["help"]
+    return f"{spec.metadata['help']} One of: {', '.join(choices)}."
+
+
+def _flag_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per flagged config field, named SECTION__FIELD; None means not given."""
+    return [
+        inspect.Parameter(
+            f"{section}__{spec.name}",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=Option(None, spec.metadata["flag"], help=_flag_help(spec)),
+            annotation=kind,
+        )
+        for section, spec, kind in flagged_fields()
+    ]
+
+
+def _with_flag_options(command: Command) -> Command:
+    """Put the flagged config fields into command's signature (before --set), where Typer reads options."""
+    signature = inspect.signature(command)
+    written = [p for p in signature.parameters.values() if p.kind != p.VAR_KEYWORD]
+    at = [p.name for p in written].index("assignments")
+    parameters = [*written[:at], *_flag_parameters(), *written[at:]]
+    command.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return command
+
+
+@_with_flag_options
 def train_command(
     config_file: Path = Option(
-        None, "--config", help="TOML file with [data] [tokenizer] [model] [train] [decode]."
-    ),
-    train: str = Option(None, "--train", help="Training corpus prefix (PREFIX.SRC_LANG, PREFIX.TGT_LANG)."),
-    valid: str = Option(None, "--valid", help="Validation corpus prefix."),
-    src_lang: str = Option(None, "--src-lang", help="Source file suffix, e.g. de."),
-    tgt_lang: str = Option(None, "--tgt-lang", help="Target file suffix, e.g. en."),
-    task: str = Option(
-        None, help="translation (parallel corpus) or skip-thought (--train/--valid: sentence files)."
+        None, "--config", help="TOML file with \\[data] \\[tokenizer] \\[model] \\[train] \\[decode]."
     ),
     out: Path = Option(None, "--out", help="Run directory to create."),
     resume: Path = Option(None, "--resume", help="Continue the run in this directory from its saved state."),
-    vocab_size: int = Option(None, help="SentencePiece vocabulary size."),
-    tokenizer_type: str = Option(None, help="unigram, bpe or char."),
-    joint: bool = Option(None, "--joint/--separate", help="One SentencePiece model for both sides, or two."),
-    src_spm: str = Option(None, "--src-spm", help="Existing SentencePiece model for the source (or both)."),
-    tgt_spm: str = Option(None, "--tgt-spm", help="Existing SentencePiece model for the target."),
-    cell: str = Option(None, help="lstm, gru or rnn."),
-    attention: str = Option(None, help="general, dot, additive, hard or none."),
-    embedding_size: int = Option(None, help="Embedding size."),
-    hidden_size: int = Option(None, help="Decoder hidden size (encoder: half per direction)."),
-    encoder_layers: int = Option(None, help="Encoder layers."),
-    decoder_layers: int = Option(None, help="Decoder layers."),
-    bidirectional: bool = Option(None, "--bidirectional/--unidirectional", help="Encoder direction."),
-    input_feeding: bool = Option(
-        None, "--input-feeding/--no-input-feeding", help="Feed attentional vectors."
-    ),
-    bridge: str = Option(None, help="Decoder start: bridge, last or zeros."),
-    dropout: float = Option(None, help="Dropout between layers and before the output."),
-    learning_rate: float = Option(None, "--lr", help="Adam learning rate."),
-    batch_tokens: int = Option(None, help="Tokens per batch (padded with buckets, real with random)."),
-    batching: str = Option(None, help="buckets (similar lengths together) or random (mixed lengths)."),
-    accum_steps: int = Option(
-        None, help="Batches per update and process; the update covers accum-steps x processes batches."
-    ),
-    max_steps: int = Option(None, help="Stop after this many updates."),
-    max_epochs: int = Option(None, help="Stop after this many passes over the data."),
-    max_minutes: float = Option(None, help="Stop after this many minutes (0 = no limit)."),
-    eval_every: int = Option(None, help="Validate every N updates."),
-    patience: int = Option(None, help="Stop after N validations without a better BLEU."),
-    label_smoothing: float = Option(None, help="Label smoothing (0 = off)."),
-    teacher_forcing: str = Option(None, help="constant, linear, exponential or inverse_sigmoid."),
-    tf_start: float = Option(None, help="Gold-token probability at the start (constant: always)."),
-    tf_min: float = Option(None, help="Floor of linear/exponential decay."),
-    tf_slope: float = Option(None, help="Linear decay per update."),
-    tf_k: float = Option(None, help="Exponential base (<1) or inverse-sigmoid k (>=1)."),
-    scheduled_sampling: str = Option(
-        None, help="sequential (exact, step by step) or parallel (two teacher-forced passes)."
-    ),
-    seed: int = Option(None, help="Random seed."),
     assignments: list[str] = Option([], "--set", help="Any option as section.name=value; repeatable."),
     device: str = Option("auto", help="cpu, cuda, cuda:N or auto."),
+    **flag_values: Any,
 ) -> None:
     """Train an attentional encoder-decoder; RUN_DIR then holds all that translate needs."""
-    from seqcli.config import config_from_dict, config_to_dict, load_toml, merge
-
-    flags = {
-        "data": {"train": train, "valid": valid, "src_lang": src_lang, "tgt_lang": tgt_lang, "task": task},
-        "tokenizer": {
-            "vocab_size": vocab_size,
-            "type": tokenizer_type,
-            "joint": joint,
-            "src_model": src_spm,
-            "tgt_model": tgt_spm,
-        },
-        "model": {
-            "cell": cell,
-            "attention": attention,
-            "embedding_size": embedding_size,
-            "hidden_size": hidden_size,
-            "encoder_layers": encoder_layers,
-            "decoder_layers": decoder_layers,
-            "bidirectional": bidirectional,
-            "input_feeding": input_feeding,
-            "bridge": bridge,
-            "dropout": dropout,
-        },
-        "train": {
-            "learning_rate": learning_rate,
-            "batch_tokens": batch_tokens,
-            "batching": batching,
-            "accum_steps": accum_steps,
-            "max_steps": max_steps,
-            "max_epochs": max_epochs,
-            "max_minutes": max_minutes,
-            "eval_every": eval_every,
-            "patience": patience,
-            "label_smoothing": label_smoothing,
-            "teacher_forcing": teacher_forcing,
-            "tf_start": tf_start,
-            "tf_min": tf_min,
-            "tf_slope": tf_slope,
-            "tf_k": tf_k,
-            "scheduled_sampling": scheduled_sampling,
-            "seed": seed,
-        },
-    }
+    # flag_values: every config field declared with a flag, keyed SECTION__FIELD (_with_flag_options).
+    flags: dict[str, dict[str, Any]] = {}
+    for key, value in flag_values.items():
+        section, _, name = key.partition("__")
+        flags.setdefault(section, {})[name] = value
     if (out is None) == (resume is None):
         raise UsageError("--out or --resume: give exactly one (a new run directory, or one to continue)")
     if resume is not None:
@@ -137,6 +101,7 @@ def train_command(
         base = config_to_dict(load_config(resume))
     else:
         base = load_toml(config_file) if config_file else {}
+    # Later wins: the file (or the resumed run's config), then the flags, then --set.
     config = config_from_dict(merge(merge(base, flags), parse_set(assignments)))
     from seqcli.cli.training import run_training
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from seqcli.errors import UsageError
-from seqcli.translate import STREAM_CHUNK_LINES, Translator
 
 T = TypeVar("T")
 
@@ -122,6 +121,17 @@ def leave_torchrun_job() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def torchrun_job(device: str) -> Iterator[str]:
+    """`join_torchrun_job` on entry (yields the device to use), `leave_torchrun_job` on a normal exit.
+
+    Every way out of the block but an error leaves the job once; after an error nothing is
+    closed, as leave_torchrun_job says.
+    """
+    yield join_torchrun_job(device)
+    leave_torchrun_job()
+
+
 def shard_updates(batches: list[list[int]], world: World, accum_steps: int) -> list[list[list[int]]]:
     """This rank's micro-batches, grouped by update: a list of updates of accum_steps batches.
 
@@ -165,35 +175,41 @@ def scale_gradients(model: nn.Module, factor: float) -> None:
             parameter.grad.mul_(factor)
 
 
-def translate_in_shares(translator: Translator, lines: Iterable[str], world: World) -> Iterator[str]:
+def translate_in_shares(
+    translate: Callable[[Iterable[str]], Iterable[str]],
+    lines: Iterable[str],
+    world: World,
+    lines_per_rank: int,
+) -> Iterator[str]:
     """Translate a stream with every process of the job; rank 0 yields the lines in input order.
 
-    Rank 0 reads `lines` (the other ranks pass an empty iterable and yield nothing) in rounds
-    of STREAM_CHUNK_LINES lines per process, deals each round out line by line (line i to rank
+    translate: one output line per input line, e.g. Translator.translate_stream. Rank 0 reads
+    `lines` (the other ranks pass an empty iterable and yield nothing) in rounds of
+    lines_per_rank lines per process, deals each round out line by line (line i to rank
     i mod W, so the ranks get similar lengths), and gathers the translations back. Greedy and
     beam search do not depend on how sentences are batched, so the output equals a single
     process's.
     """
     if not world.is_distributed:
-        yield from translator.translate_stream(lines)
+        yield from translate(lines)
         return
     iterator = iter(lines)
     while True:
-        share = _deal_round(iterator, world)
+        share = _deal_round(iterator, world, lines_per_rank)
         if share is None:
             return
-        translations = list(translator.translate_stream(share))
+        translations = list(translate(share))
         gathered: list[list[str]] | None = [[] for _ in range(world.size)] if world.is_main else None
         dist.gather_object(translations, gathered, dst=0)  # type: ignore[arg-type]
         if gathered is not None:
             yield from _interleave(gathered)
 
 
-def _deal_round(iterator: Iterator[str], world: World) -> list[str] | None:
+def _deal_round(iterator: Iterator[str], world: World, lines_per_rank: int) -> list[str] | None:
     """Rank 0 reads the next round of lines and scatters them; None on every rank at the end."""
     shares: list[list[str] | None] | None = None
     if world.is_main:
-        round_lines = list(islice(iterator, STREAM_CHUNK_LINES * world.size))
+        round_lines = list(islice(iterator, lines_per_rank * world.size))
         shares = [round_lines[r :: world.size] if round_lines else None for r in range(world.size)]
     box: list[list[str] | None] = [None]
     dist.scatter_object_list(box, shares, src=0)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import torch
 from cli_helpers import run_cli
 from safetensors.torch import load_file
 
-from seqcli.distributed import World, _interleave, shard_updates
+from seqcli import distributed
+from seqcli.distributed import World, _interleave, shard_updates, torchrun_job, translate_in_shares
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
 from seqcli.toydata import ToySplitSizes, write_toy_corpus
 
@@ -45,6 +47,36 @@ def test_lines_dealt_out_to_three_ranks_come_back_in_order() -> None:
         lines = [f"line {i}" for i in range(n_lines)]
         shares = [lines[rank::3] for rank in range(3)]  # as rank 0 deals a round out
         assert list(_interleave(shares)) == lines
+
+
+def test_a_world_of_one_translates_the_stream_in_one_piece() -> None:
+    calls: list[list[str]] = []
+
+    def shout(lines: Iterable[str]) -> Iterator[str]:
+        calls.append(list(lines))
+        return (line.upper() for line in calls[-1])
+
+    assert list(translate_in_shares(shout, ["a", "b", "c"], World(), lines_per_rank=2)) == ["A", "B", "C"]
+    assert calls == [["a", "b", "c"]]
+
+
+def test_a_torchrun_job_is_left_once_on_every_normal_exit_and_never_after_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    left: list[str] = []
+    monkeypatch.setattr(distributed, "leave_torchrun_job", lambda: left.append("left"))
+
+    def work(early: bool) -> str:
+        with torchrun_job("cpu") as device:
+            if early:
+                return device
+            return device + "!"
+
+    assert work(early=True) == "cpu" and left == ["left"]
+    assert work(early=False) == "cpu!" and left == ["left", "left"]
+    with pytest.raises(ValueError), torchrun_job("cpu"):
+        raise ValueError("a failed rank: torchrun ends the others")
+    assert left == ["left", "left"]
 
 
 def test_a_world_of_one_needs_no_process_group() -> None:

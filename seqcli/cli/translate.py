@@ -44,52 +44,60 @@ def translate_command(
     from seqcli.device import pick_device
     from seqcli.errors import UsageError
     from seqcli.textio import check_distinct_paths, open_input, open_output
-    from seqcli.translate import Translator
+    from seqcli.translate import STREAM_CHUNK_LINES, Translator
 
     check_distinct_paths([input_], output)
-    overrides = {
+    overrides: dict[str, object] = {
         "beam_size": beam_size,
         "batch_size": batch_size,
         "n_best": n_best,
         "length_penalty": length_penalty,
         "max_length_ratio": max_length_ratio,
     }
-    device = distributed.join_torchrun_job(device)
-    if len(run_dirs) > 1:
-        from seqcli.ensemble import ensemble_translator
+    with distributed.torchrun_job(device) as device:  # every return below leaves the job once
+        if len(run_dirs) > 1:
+            from seqcli.ensemble import ensemble_translator
 
-        if attention_plot is not None or alignments is not None:
-            raise UsageError("--attention-plot/--alignments: need a single run directory, not an ensemble")
-        if quantize:
-            raise UsageError("--quantize: not available for ensembles; quantize a single run directory")
-        translator = ensemble_translator(run_dirs, overrides, pick_device(device))
-    else:
-        translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device), quantize)
-    if bf16:
-        if quantize:
-            raise UsageError("--bf16: not with --quantize; choose one")
-        translator.use_bf16()
-    world = distributed.current_world()
-    if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
-        if attention_plot is None and alignments is None:  # attention output: rank 0 works alone
-            for _ in distributed.translate_in_shares(translator, (), world):
-                pass
-        distributed.leave_torchrun_job()
-        return
-    if attention_plot is not None or alignments is not None:  # one process: a forced pass per batch
-        from seqcli.alignment import write_attention
+            if attention_plot is not None or alignments is not None:
+                raise UsageError(
+                    "--attention-plot/--alignments: need a single run directory, not an ensemble"
+                )
+            if quantize:
+                raise UsageError("--quantize: not available for ensembles; quantize a single run directory")
+            translator = ensemble_translator(run_dirs, overrides, pick_device(device))
+        else:
+            translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device), quantize)
+        if bf16:
+            if quantize:
+                raise UsageError("--bf16: not with --quantize; choose one")
+            translator.use_bf16()
+        world = distributed.current_world()
+        if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
+            if attention_plot is None and alignments is None:  # attention output: rank 0 works alone
+                for _ in distributed.translate_in_shares(
+                    translator.translate_stream, (), world, STREAM_CHUNK_LINES
+                ):
+                    pass
+            return
+        if attention_plot is not None or alignments is not None:  # one process: a forced pass per batch
+            from seqcli.alignment import write_attention
 
-        check_distinct_paths([input_], alignments or "-")
-        with open_input(input_) as lines, open_output(output) as out, open_output(alignments or "-") as links:
-            write_attention(translator, lines, out, attention_plot, links if alignments else None)
-        distributed.leave_torchrun_job()
-        return
-    with open_input(input_) as lines, open_output(output) as out:
-        for line in distributed.translate_in_shares(translator, lines, world):
-            out.write(line + "\n")
-    if timings:
-        _report_timings(translator)
-    distributed.leave_torchrun_job()
+            check_distinct_paths([input_], alignments or "-")
+            with (
+                open_input(input_) as lines,
+                open_output(output) as out,
+                open_output(alignments or "-") as links,
+            ):
+                write_attention(translator, lines, out, attention_plot, links if alignments else None)
+            return
+        with open_input(input_) as lines, open_output(output) as out:
+            shared = distributed.translate_in_shares(
+                translator.translate_stream, lines, world, STREAM_CHUNK_LINES
+            )
+            for line in shared:
+                out.write(line + "\n")
+        if timings:
+            _report_timings(translator)
 
 
 def _report_timings(translator: Translator) -> None:

@@ -31,6 +31,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache  # the layers in pyproject.toml [tool.importlinter]
 
 format: $(STAMP)
 	$(BIN)/ruff format .

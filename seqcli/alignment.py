@@ -39,7 +39,7 @@ def forced_attention(
 ) -> list[np.ndarray]:
     """Per non-empty source, the (len(tgt) + 1, len(src)) attention weights of a teacher-forced pass."""
     model, device = translator.model, translator.device
-    if model.decoder.attention is None:
+    if not model.decoder.attention.reads_query:  # the fixed context weighs no source position
         raise UsageError(
             "--attention-plot/--alignments: this run's model has no attention (model.attention none)"
         )

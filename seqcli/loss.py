@@ -1,4 +1,4 @@
-"""Label-smoothed cross-entropy over target pieces, padding ignored, and hard attention's REINFORCE term."""
+"""Training objectives: label-smoothed cross-entropy over target pieces; hard attention's REINFORCE term."""
 
 from __future__ import annotations
 
@@ -6,51 +6,26 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from seqcli.model.hard_attention import PositionChoice
 from seqcli.vocab import PAD_ID
 
 
-class _SmoothedCrossEntropy(torch.autograd.Function):
-    """Summed label-smoothed cross-entropy of (N, V) logits, with its gradient in one pass.
-
-    With log-probabilities l = log_softmax(z): loss_n = -(1 - eps) * l_n,y - eps * mean_v l_n,v;
-    d loss_n / d z_n = softmax(z_n) - (1 - eps) * onehot(y) - eps / V.
-
-    The same value and gradient as F.cross_entropy(..., label_smoothing=eps, reduction="sum"),
-    at half its cost on a CPU: the forward pass keeps torch's fused log-softmax (one pass
-    over the logits) and the backward pass writes one (N, V) tensor, exp(l), instead of
-    building the log-softmax gradient, a zero-filled NLL gradient and the smoothing term
-    separately. The output layer's loss was a fifth of a CPU training step before.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: Tensor, target: Tensor, eps: float, real: Tensor) -> Tensor:  # type: ignore[override]
-        log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
-        per_token = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
-        if eps > 0:
-            per_token = (1 - eps) * per_token - eps * log_probs.mean(dim=-1)
-        ctx.save_for_backward(log_probs, target, real)
-        ctx.eps = eps
-        return per_token.masked_fill(~real, 0.0).sum()
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        log_probs, target, real = ctx.saved_tensors
-        eps = ctx.eps
-        grad = torch.exp(log_probs)  # softmax, (N, V)
-        if eps > 0:
-            grad.sub_(eps / log_probs.size(1))
-        grad.scatter_add_(1, target.unsqueeze(1), grad.new_full((grad.size(0), 1), -(1 - eps)))
-        grad.mul_((real.to(grad.dtype) * grad_output).unsqueeze(1))
-        return grad, None, None, None
-
-
 def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float) -> Tensor:
-    """Summed loss over real target positions. logits (B, T, V), tgt_out (B, T) -> scalar."""
-    flat = logits.reshape(-1, logits.size(-1)).float()
-    target = tgt_out.reshape(-1)
-    return _SmoothedCrossEntropy.apply(flat, target, label_smoothing, target != PAD_ID)
+    """Label-smoothed cross-entropy summed over the real target positions (padding ignored).
+
+    With l = log_softmax(z) over the vocabulary V and smoothing eps, a position with gold
+    token y costs -(1 - eps) * l_y - eps * mean_v l_v (Szegedy et al. 2016).
+    logits (B, T, V) or (N, V), tgt_out (B, T) or (N,) -> scalar.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        tgt_out.reshape(-1),
+        ignore_index=PAD_ID,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
 
 
 @dataclass

@@ -16,9 +16,11 @@ from seqcli.config import ModelConfig
 from seqcli.corpus import Example, bucket_batches, collate, random_batches
 from seqcli.device import has_native_bf16
 from seqcli.errors import UsageError
+from seqcli.fast.dispatch import run_rnn
+from seqcli.fast.dropout import dropout
+from seqcli.fast.held_rnn import can_hold
 from seqcli.loss import sequence_loss
-from seqcli.model.cells import run_rnn, runs_held, to_raw, to_state
-from seqcli.model.dropout import dropout
+from seqcli.model.cells import to_raw, to_state
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.teacher import mix_predictions
 from seqcli.tokenizer import PAD_ID
@@ -66,7 +68,7 @@ def test_held_rnn_matches_packed_sequences(
     expected, expected_final = rnn(packed, to_raw(start))
     expected, _ = pad_packed_sequence(expected, batch_first=True, total_length=14)
     given = None if zero_start else start
-    assert runs_held(rnn, inputs, given) == (zero_start or cell is torch.nn.GRU or not bidirectional)
+    assert can_hold(rnn, inputs, given) == (zero_start or cell is torch.nn.GRU or not bidirectional)
     outputs, final = run_rnn(rnn, inputs, lengths, given)
     weights = [torch.randn_like(expected)] + [torch.randn_like(t) for t in to_state(expected_final)]
 

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from seqcli.config import ModelConfig
+from seqcli.fast import dispatch
+from seqcli.fast.teacher_forcing import whole_sequence
 from seqcli.model.attention import AdditiveAttention, DotAttention, GeneralAttention
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.tokenizer import BOS_ID, PAD_ID
@@ -61,9 +63,9 @@ def test_whole_sequence_fast_path_equals_the_step_loop(attention: str) -> None:
     model = tiny_model(attention=attention, input_feeding=False)
     src, lengths, tgt_in = batch()
     state, memory = model.encode(src, lengths)
-    assert model.decoder.can_run_whole_sequence
-    fast = model.decoder.forward_whole_sequence(tgt_in, state, memory).logits
-    slow = model.decoder.forward_steps(tgt_in, state, memory, use_gold=None).logits
+    assert dispatch.runs_whole_sequence(model.decoder)
+    fast = whole_sequence(model.decoder, tgt_in, state, memory, None, dispatch.run_rnn).logits
+    slow = model.decoder.unroll(tgt_in, state, memory).logits
     assert torch.allclose(fast, slow, atol=1e-5)
 
 
@@ -142,12 +144,12 @@ def test_dropout_placement_decides_where_training_noise_enters(placement: str) -
     state.feed = feed
     fed: list[torch.Tensor] = []
     decoder.rnn.register_forward_hook(lambda _m, inputs, _o: fed.append(inputs[0][:, 0, 16:]))
-    decoder.step_attentional(torch.full((3,), BOS_ID), state, memory)
+    decoder.attentional_step(torch.full((3,), BOS_ID), state, memory)
     dropped_feed = bool(torch.any(fed[0] == 0))
     assert dropped_feed == (placement == "input")
     combined: list[torch.Tensor] = []
     decoder.combine.register_forward_hook(lambda _m, inputs, _o: combined.append(inputs[0]))
-    decoder.step_attentional(torch.full((3,), BOS_ID), state, memory)
+    decoder.attentional_step(torch.full((3,), BOS_ID), state, memory)
     rnn_output = combined[0][..., :16]  # h, nonzero almost surely unless dropped
     assert bool(torch.any(rnn_output == 0)) == (placement == "input")
     model.eval()

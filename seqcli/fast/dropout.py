@@ -1,9 +1,9 @@
-"""Dropout with a cheaper mask on CPU.
+"""Dropout with a cheaper mask on CPU, in place of nn.Dropout.
 
-torch's CPU dropout draws its mask with `bernoulli_`, about four times slower than drawing
+torch's CPU dropout draws its mask with `bernoulli_`, several times slower than drawing
 uniform numbers and comparing them with p; the training decoder draws a few masks every
-step, so on a CPU that was a twentieth of a training step. Same distribution: each unit is
-kept with probability 1 - p and scaled by 1 / (1 - p). Other devices use torch's own.
+step. Same distribution: each unit is kept with probability 1 - p and scaled by 1 / (1 - p).
+Other devices use torch's own.
 """
 
 from __future__ import annotations

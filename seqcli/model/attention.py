@@ -1,18 +1,63 @@
-"""Attention: score a query against encoder states and mix them into a context vector.
+"""Attention: score a query against the encoder states and mix them into a context vector.
 
-Every soft module maps (query (B, T, H), keys (B, S, Hk), values (B, S, H), mask (B, S)) to
-(context (B, T, H), weights (B, T, S)). Keys are projected once per batch by
-`project_keys` and passed in, so nothing is cached on the module. Padding positions
-(mask False) get exactly zero weight. Hard attention lives in hard_attention.py: it also
-returns the position it chose, which its REINFORCE training term needs.
+Every module maps a query (N, T, H) and the decoder's `Memory` to an `Attended`: the context
+(N, T, H), the weights (N, T, S) it was mixed with, and for hard attention the position
+choice its REINFORCE term needs. Keys are projected once per sentence by `project_keys` and
+kept in the memory, so nothing is cached on the module. Padding positions (mask False) get
+exactly zero weight.
+
+Two facts each module declares, which the decoder step and `seqcli.fast.dispatch` read:
+  attends_before_rnn: the context is an input of the RNN step (Bahdanau: attend from the
+    previous state s_{t-1}; the fixed context) rather than combined with its output (Luong:
+    attend from the new state h_t);
+  reads_query: the context depends on the decoder state at all (not for the fixed context);
+and one that `seqcli.fast` reads: has_tape, whether its faster training steps apply.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
-from seqcli.model.hard_attention import HardAttention
+if TYPE_CHECKING:
+    from seqcli.model.hard_attention import PositionChoice
+
+
+@dataclass
+class Memory:
+    """Per-sentence encoder results the decoder reads at every step.
+
+    values (N, S, H), keys (N, S, Hk) as projected by the attention, mask (N, S),
+    summary (N, H): the encoder's final top-layer state, the fixed context without attention.
+    """
+
+    values: Tensor
+    keys: Tensor
+    mask: Tensor
+    summary: Tensor
+
+    def select(self, index: Tensor) -> Memory:
+        """The sentences at index (K,), in that order (search hypotheses, sorted batches)."""
+        values, keys, mask, summary = (
+            t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)
+        )
+        return Memory(values, keys, mask, summary)
+
+    def first(self, n: int) -> Memory:
+        """The first n sentences' memory (views, no copy)."""
+        return Memory(self.values[:n], self.keys[:n], self.mask[:n], self.summary[:n])
+
+
+@dataclass
+class Attended:
+    """context (N, T, H); weights (N, T, S), None for the fixed context; hard attention's choice."""
+
+    context: Tensor
+    weights: Tensor | None = None
+    choice: PositionChoice | None = None
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -31,20 +76,34 @@ def dot_attend(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tup
     return torch.bmm(weights, values), weights
 
 
-class DotAttention(nn.Module):
-    """Luong dot: score(q, h_s) = q . h_s; needs query and value sizes to match."""
+class Attention(nn.Module):
+    """The interface of every attention module; soft ones implement `forward`."""
 
-    uses_previous_state = False
+    attends_before_rnn = False
+    reads_query = True
+    has_tape = False  # whether seqcli.fast.memory_tape computes it (dot-product scores)
 
     def project_keys(self, values: Tensor) -> Tensor:
+        """values (N, S, H) -> keys (N, S, Hk), once per sentence."""
         return values
+
+    def attend(self, query: Tensor, memory: Memory) -> Attended:
+        """query (N, T, H) against the memory -> context, weights (and a choice, for hard)."""
+        context, weights = self(query, memory.keys, memory.values, memory.mask)
+        return Attended(context, weights)
+
+
+class DotAttention(Attention):
+    """Luong dot: score(h_t, h_s) = h_t . h_s; needs query and value sizes to match."""
+
+    has_tape = True
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         return dot_attend(query, keys, values, mask)
 
 
 class GeneralAttention(DotAttention):
-    """Luong general: score(q, h_s) = q . (W h_s), with W applied once per batch."""
+    """Luong general: score(h_t, h_s) = h_t . (W h_s), with W h_s computed once per sentence."""
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__()
@@ -54,95 +113,10 @@ class GeneralAttention(DotAttention):
         return self.key_projection(values)  # (B, S, H)
 
 
-class MemoryTape:
-    """Dot and general attention for many decoder steps over one memory, with the memory's
-    gradient summed once after them instead of at every step.
+class AdditiveAttention(Attention):
+    """Bahdanau: score(s_{t-1}, h_s) = v . tanh(W_q s_{t-1} + W_k h_s), from the previous state."""
 
-    A step's scores are q_t . k_s and its context sum_s a_ts v_s, so the memory's gradient is
-    dK = sum_t dscores_t^T q_t and dV = sum_t a_t^T dcontext_t: at every step autograd would
-    write two (rows, S, H) outer products and add them into the memory's gradient. Here each
-    step's backward returns only the query's gradient and keeps its four small factors; the
-    node that handed out the memory (`open`), which autograd runs after every step that read
-    it, multiplies them out in two batched products. On a CPU those per-step memory-sized
-    writes were about a tenth of a mixed-length training batch.
-
-    A step may have fewer rows than the memory: they are its first rows (the sorted,
-    shrinking training steps).
-    """
-
-    def __init__(self) -> None:
-        self.records: list[tuple[int, Tensor, Tensor, Tensor, Tensor]] = []
-        self.steps = 0
-
-    def open(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys and values for `attend`, through the node that receives the summed gradient."""
-        return _TapeOpen.apply(keys, values, self)
-
-    def attend(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """query (N, 1, H) against the first N rows of the opened memory -> context, weights."""
-        self.steps += 1
-        return _TapeStep.apply(query, keys, values, mask, self, self.steps - 1)
-
-    def memory_gradients(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        rows, length = keys.size(0), keys.size(1)
-        dtype = torch.float32
-        score_grads = keys.new_zeros(rows, self.steps, length, dtype=dtype)
-        queries = keys.new_zeros(rows, self.steps, keys.size(2), dtype=dtype)
-        weights = keys.new_zeros(rows, self.steps, length, dtype=dtype)
-        context_grads = keys.new_zeros(rows, self.steps, values.size(2), dtype=dtype)
-        for step, d_scores, query, weight, d_context in self.records:
-            n = d_scores.size(0)
-            score_grads[:n, step], queries[:n, step] = d_scores, query
-            weights[:n, step], context_grads[:n, step] = weight, d_context
-        self.records.clear()
-        d_keys = torch.bmm(score_grads.transpose(1, 2), queries)  # (B, S, Hk)
-        d_values = torch.bmm(weights.transpose(1, 2), context_grads)  # (B, S, H)
-        return d_keys.to(keys.dtype), d_values.to(values.dtype)
-
-
-class _TapeOpen(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, keys: Tensor, values: Tensor, tape: MemoryTape):  # type: ignore[override]
-        ctx.tape = tape
-        ctx.save_for_backward(keys, values)
-        return keys.view_as(keys), values.view_as(values)
-
-    @staticmethod
-    def backward(ctx, _d_keys: Tensor, _d_values: Tensor):  # type: ignore[override]
-        keys, values = ctx.saved_tensors
-        return (*ctx.tape.memory_gradients(keys, values), None)
-
-
-class _TapeStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, query, keys, values, mask, tape, step):  # type: ignore[override]
-        rows = query.size(0)
-        keys, values = keys[:rows], values[:rows]
-        context, weights = dot_attend(query, keys, values, mask[:rows])  # (N, 1, H), (N, 1, S)
-        ctx.save_for_backward(query, keys, values, weights)
-        ctx.tape, ctx.step, ctx.query_dtype = tape, step, query.dtype
-        ctx.set_materialize_grads(False)
-        return context, weights
-
-    @staticmethod
-    def backward(ctx, d_context, d_weights):  # type: ignore[override]
-        query, keys, values, weights = (t.float() for t in ctx.saved_tensors)
-        if d_context is None:
-            d_context = torch.zeros_like(query[..., :1].expand(-1, -1, values.size(2)))
-        d_context = d_context.float()
-        d_attention = torch.bmm(d_context, values.transpose(1, 2))  # (N, 1, S)
-        if d_weights is not None:
-            d_attention = d_attention + d_weights.float()
-        d_scores = weights * (d_attention - (weights * d_attention).sum(-1, keepdim=True))
-        d_query = torch.bmm(d_scores, keys)  # (N, 1, Hk)
-        ctx.tape.records.append((ctx.step, d_scores[:, 0], query[:, 0], weights[:, 0], d_context[:, 0]))
-        return d_query.to(ctx.query_dtype), None, None, None, None, None
-
-
-class AdditiveAttention(nn.Module):
-    """Bahdanau: score(s, h_s) = v . tanh(W_q s + W_k h_s), s the previous decoder state."""
-
-    uses_previous_state = True
+    attends_before_rnn = True
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__()
@@ -160,16 +134,12 @@ class AdditiveAttention(nn.Module):
         return torch.bmm(weights, values), weights
 
 
-def make_attention(kind: str, query_size: int, value_size: int) -> nn.Module | None:
-    """The attention module for a config name; None for the classic fixed-context model."""
-    if kind == "none":
-        return None
-    if kind == "dot":
-        return DotAttention()
-    if kind == "additive":
-        return AdditiveAttention(query_size, value_size)
-    if kind == "general":
-        return GeneralAttention(query_size, value_size)
-    if kind == "hard":
-        return HardAttention(query_size, value_size)
-    raise ValueError(f"attention {kind!r} is not available")
+class FixedContext(Attention):
+    """No attention (Sutskever et al. 2014, Cho et al. 2014): every step is fed the same
+    context, the encoder's final state, whatever the decoder state."""
+
+    attends_before_rnn = True
+    reads_query = False
+
+    def attend(self, query: Tensor, memory: Memory) -> Attended:
+        return Attended(memory.summary.unsqueeze(1).expand_as(query))  # (N, T, H)

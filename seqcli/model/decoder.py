@@ -1,46 +1,59 @@
-"""Decoder: one-token steps with attention and input feeding, plus a whole-sequence fast path."""
+"""Decoder: one target step with attention and input feeding, and the teacher-forced unroll.
+
+The step, in the order of the textbook (Bahdanau et al. 2015; Luong et al. 2015):
+  1. embed the previous target token y_{t-1};
+  2. Bahdanau (additive) or the fixed context: attend from the previous state, c_t;
+  3. run the RNN on [embedding; c_t if attended before; previous attentional vector if input
+     feeding] -> h_t;
+  4. Luong (dot, general, hard): attend from the new state h_t, c_t;
+  5. combine them into the attentional vector a_t = tanh(W_c [h_t; c_t]);
+  6. the output layer turns a_t into logits over the target vocabulary.
+`unroll` runs the step over a whole target, feeding gold tokens (teacher forcing) or, where
+scheduled sampling says so, the model's own previous prediction. Faster equivalents of the
+unroll live in seqcli/fast/, chosen by `seqcli.fast.dispatch`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from seqcli.config import ModelConfig
-from seqcli.model.attention import DotAttention, MemoryTape, make_attention
-from seqcli.model.cells import RNNState, make_rnn, run_rnn, to_raw, to_state, top_hidden
-from seqcli.model.dropout import Dropout
+from seqcli.model.attention import (
+    AdditiveAttention,
+    Attended,
+    Attention,
+    DotAttention,
+    FixedContext,
+    GeneralAttention,
+    Memory,
+)
+from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
 from seqcli.model.encoder import EncoderOutput
 from seqcli.model.hard_attention import HardAttention, PositionChoice
 from seqcli.vocab import PAD_ID
 
+__all__ = ["Bridge", "Decoder", "DecoderOutput", "DecoderState", "Memory", "make_attention"]
 
-@dataclass
-class Memory:
-    """Per-sentence encoder results the decoder reads at every step.
+Attend = Callable[[Tensor, Memory], Attended]
 
-    values (N, S, H), keys (N, S, Hk) as projected by the attention, mask (N, S),
-    summary (N, H): the encoder's final top-layer state, the fixed context without attention;
-    tape: set by the training steps to attend through (dot and general attention only).
-    """
 
-    values: Tensor
-    keys: Tensor
-    mask: Tensor
-    summary: Tensor
-    tape: MemoryTape | None = None
-
-    def select(self, index: Tensor) -> Memory:
-        values, keys, mask, summary = (
-            t.index_select(0, index) for t in (self.values, self.keys, self.mask, self.summary)
-        )
-        return Memory(values, keys, mask, summary)
-
-    def first(self, n: int) -> Memory:
-        """The first n sentences' memory (views, no copy)."""
-        return Memory(self.values[:n], self.keys[:n], self.mask[:n], self.summary[:n])
+def make_attention(kind: str, query_size: int, value_size: int) -> Attention:
+    """The attention module for a config name ("none": the classic fixed context)."""
+    if kind == "none":
+        return FixedContext()
+    if kind == "dot":
+        return DotAttention()
+    if kind == "additive":
+        return AdditiveAttention(query_size, value_size)
+    if kind == "general":
+        return GeneralAttention(query_size, value_size)
+    if kind == "hard":
+        return HardAttention(query_size, value_size)
+    raise ValueError(f"attention {kind!r} is not available")
 
 
 @dataclass
@@ -103,13 +116,7 @@ class Bridge(nn.Module):
 
 
 class Decoder(nn.Module):
-    """An RNN decoder with one of the attention modules (or a fixed context).
-
-    Each step: (1) with additive attention, attend from the previous state; (2) run the RNN
-    on [embedding; context if attended before; previous attentional vector if input
-    feeding]; (3) otherwise attend from the new state; (4) combine output and context into
-    the attentional vector tanh(W [h; c]), which the output layer turns into logits.
-    """
+    """An RNN decoder with one of the attention modules (or the fixed context)."""
 
     def __init__(
         self,
@@ -129,16 +136,16 @@ class Decoder(nn.Module):
         self.hidden_size = hidden_size
         self.input_feeding = input_feeding
         self.attention = make_attention(attention, hidden_size, hidden_size)
-        self.context_first = self.attention is None or self.attention.uses_previous_state
-        rnn_input = embedding_size + hidden_size * (int(self.context_first) + int(input_feeding))
+        before = int(self.attention.attends_before_rnn)
+        rnn_input = embedding_size + hidden_size * (before + int(input_feeding))
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = Dropout(embedding_dropout)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.rnn = make_rnn(cell, rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
-        self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)
+        self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_c
         at_output = dropout if dropout_placement == "output" else 0.0
-        self.dropout = Dropout(at_output)  # on the attentional vector, before the output layer
-        self.feed_dropout = Dropout(dropout - at_output)  # on the fed-back attentional vector
-        self.combine_dropout = Dropout(dropout - at_output)  # on [h; c]
+        self.dropout = nn.Dropout(at_output)  # on the attentional vector, before the output layer
+        self.feed_dropout = nn.Dropout(dropout - at_output)  # on the fed-back attentional vector
+        self.combine_dropout = nn.Dropout(dropout - at_output)  # on [h; c]
         self.output = nn.Linear(hidden_size, vocab_size)
 
     @classmethod
@@ -160,158 +167,60 @@ class Decoder(nn.Module):
             config.dropout_placement,
         )
 
-    @property
-    def can_run_whole_sequence(self) -> bool:
-        """Without input feeding or attention from the previous state, steps are independent
-        given the gold inputs, so the RNN can run over the whole target in one call."""
-        return not self.input_feeding and not (
-            self.attention is not None and self.attention.uses_previous_state
-        )
-
     def make_memory(self, encoded: EncoderOutput) -> Memory:
-        keys = encoded.states if self.attention is None else self.attention.project_keys(encoded.states)
+        keys = self.attention.project_keys(encoded.states)  # (B, S, Hk)
         return Memory(encoded.states, keys, encoded.mask, encoded.final[0][-1])
 
     def initial_state(self, rnn_state: RNNState, memory: Memory) -> DecoderState:
         feed = memory.values.new_zeros(memory.values.size(0), self.hidden_size)
         return DecoderState(rnn_state, feed)
 
-    def _attend(self, query: Tensor, memory: Memory) -> tuple[Tensor, Tensor | None, PositionChoice | None]:
-        """query (N, T, H) -> context (N, T, H), weights (N, T, S) or None, hard attention's choice.
-
-        The memory may hold more sentences than the query (the shrinking training steps): the
-        first N are the query's."""
-        if memory.tape is not None:
-            return (*memory.tape.attend(query, memory.keys, memory.values, memory.mask), None)
-        rows = query.size(0)
-        if memory.values.size(0) > rows and not isinstance(self.attention, HardAttention):
-            padded = F.pad(query, (0, 0, 0, 0, 0, memory.values.size(0) - rows))
-            context, weights, _ = self._attend(padded, memory)
-            return context[:rows], None if weights is None else weights[:rows], None
-        if self.attention is None:
-            return memory.summary.unsqueeze(1).expand_as(query), None, None
-        if isinstance(self.attention, HardAttention):
-            return self.attention(query, memory.keys, memory.values, memory.mask)
-        context, weights = self.attention(query, memory.keys, memory.values, memory.mask)
-        return context, weights, None
-
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
-        """One target position. prev_tokens (N,) -> logits (N, V) and the next state."""
-        state = self.step_attentional(prev_tokens, state, memory)
+        """One target position: prev_tokens (N,) -> logits (N, V) and the next state."""
+        state = self.attentional_step(prev_tokens, state, memory)
         return self.output(self.dropout(state.feed)), state  # (N, V)
 
-    def step_attentional(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> DecoderState:
-        """One target position up to the attentional vector (N, H), kept as the next state's feed."""
+    def attentional_step(
+        self, prev_tokens: Tensor, state: DecoderState, memory: Memory, attend: Attend | None = None
+    ) -> DecoderState:
+        """Steps 1-5 of the module docstring: the next state, whose `feed` is the attentional
+        vector a_t (N, H). attend: the decoder's own attention unless a fast path passes an
+        equivalent."""
+        attend = attend or self.attention.attend
         inputs = [self.embedding_dropout(self.embedding(prev_tokens)).unsqueeze(1)]  # (N, 1, E)
-        if self.context_first:
-            context, weights, choice = self._attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
-            inputs.append(context)
-        if self.input_feeding:
+        if self.attention.attends_before_rnn:  # from the previous state s_{t-1}
+            attended = attend(top_hidden(state.rnn).unsqueeze(1), memory)  # context (N, 1, H)
+            inputs.append(attended.context)
+        if self.input_feeding:  # the previous attentional vector a_{t-1}
             inputs.append(self.feed_dropout(state.feed).unsqueeze(1))
-        output, raw = self.rnn(torch.cat(inputs, dim=-1), to_raw(state.rnn))  # (N, 1, H)
-        if not self.context_first:
-            context, weights, choice = self._attend(output, memory)
-        combined = self.combine(self.combine_dropout(torch.cat([output, context], dim=-1)))
-        attentional = torch.tanh(combined).squeeze(1)  # (N, H)
-        attention = None if weights is None else weights.squeeze(1)
-        return DecoderState(to_state(raw), attentional, attention, choice)
+        output, raw = self.rnn(torch.cat(inputs, dim=-1), to_raw(state.rnn))  # h_t (N, 1, H)
+        if not self.attention.attends_before_rnn:  # from the new state h_t
+            attended = attend(output, memory)
+        combined = self.combine(self.combine_dropout(torch.cat([output, attended.context], dim=-1)))
+        attentional = torch.tanh(combined).squeeze(1)  # a_t (N, H)
+        weights = None if attended.weights is None else attended.weights.squeeze(1)  # (N, S)
+        return DecoderState(to_state(raw), attentional, weights, attended.choice)
 
-    def forward_whole_sequence(
-        self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor | None = None
+    def unroll(
+        self, tgt_in: Tensor, state: DecoderState, memory: Memory, use_gold: Tensor | None = None
     ) -> DecoderOutput:
-        """Teacher-forced fast path: tgt_in (B, T) -> logits with one RNN call.
+        """The step over every position of tgt_in (B, T) -> logits (B, T, V).
 
-        real (B, T) bool, the positions before padding: when given, the RNN skips padding
-        (cells.run_rnn) and only real positions get logits, (N, V)."""
-        embedded = self.embedding_dropout(self.embedding(tgt_in))  # (B, T, E)
-        if self.context_first:  # fixed context, fed at every step
-            embedded = torch.cat([embedded, memory.summary.unsqueeze(1).expand(-1, tgt_in.size(1), -1)], -1)
-        if real is None:
-            outputs, _ = self.rnn(embedded, to_raw(state.rnn))  # (B, T, H)
-        else:
-            outputs, _ = run_rnn(self.rnn, embedded, real.sum(1), state.rnn)
-        context, _, choice = self._attend(outputs, memory)  # (B, T, H)
-        attentional = torch.tanh(self.combine(self.combine_dropout(torch.cat([outputs, context], dim=-1))))
-        return DecoderOutput(self._logits(attentional, real), choice)
-
-    def _logits(self, attentional: Tensor, real: Tensor | None) -> Tensor:
-        """attentional (B, T, H) -> logits (B, T, V), or (N, V) for the real positions only;
-        attentional already (N, H) with real None -> (N, V)."""
-        return self.output(self.dropout(attentional if real is None else attentional[real]))
-
-    def forward_steps(
-        self,
-        tgt_in: Tensor,
-        state: DecoderState,
-        memory: Memory,
-        use_gold: Tensor | None,
-        real: Tensor | None = None,
-    ) -> DecoderOutput:
-        """Step by step over tgt_in (B, T) -> logits (B, T, V), or (N, V) given real.
-
-        use_gold (B, T) bool, or None for pure teacher forcing: where False, the step is fed
-        the model's own most probable token from the previous step instead of the gold one
-        (scheduled sampling). Position 0 is always BOS. real (B, T) bool marks the positions
-        before padding; with it, only those get logits, and under pure teacher forcing the
-        steps run only the sentences not yet finished.
+        Teacher forcing feeds the gold token y_{t-1}. With scheduled sampling (Bengio et al.
+        2015), use_gold (B, T) bool says where: where False, the step is fed the model's own
+        most probable token from the previous step instead. Position 0 is always BOS.
         """
+        logits: list[Tensor] = []
         choices: list[PositionChoice] = []
-        if use_gold is None and real is not None and not isinstance(self.attention, HardAttention):
-            return DecoderOutput(self._logits(self._shrinking_steps(tgt_in, state, memory, real), None))
-        if use_gold is None:  # nothing depends on the logits: project all positions at once
-            attentional = []
-            for t in range(tgt_in.size(1)):
-                state = self.step_attentional(tgt_in[:, t], state, memory)
-                attentional.append(state.feed)
-                choices += [state.choice] if state.choice is not None else []
-            logits = self._logits(torch.stack(attentional, dim=1), real)
-            return DecoderOutput(logits, PositionChoice.stack(choices) if choices else None)
-        logits_per_step = [tgt_in.new_empty(0)]
         for t in range(tgt_in.size(1)):
-            prev = tgt_in[:, t]
-            if t > 0:
-                predicted = logits_per_step[-1].detach().argmax(dim=-1)
-                prev = torch.where(use_gold[:, t], prev, predicted)
-            logits, state = self.step(prev, state, memory)
-            logits_per_step.append(logits)
+            prev = tgt_in[:, t]  # (B,)
+            if use_gold is not None and t > 0:
+                prev = torch.where(use_gold[:, t], prev, logits[-1].detach().argmax(dim=-1))
+            step_logits, state = self.step(prev, state, memory)
+            logits.append(step_logits)
             choices += [state.choice] if state.choice is not None else []
-        logits = torch.stack(logits_per_step[1:], dim=1)  # (B, T, V)
-        logits = logits if real is None else logits[real]
-        return DecoderOutput(logits, PositionChoice.stack(choices) if choices else None)
-
-    def _shrinking_steps(self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor) -> Tensor:
-        """Teacher-forced steps over sentences sorted longest first, each step running only
-        those still going, as a packed sequence does: padding costs no RNN work, so a batch of
-        mixed lengths costs its real tokens (in more, narrower steps than a length bucket).
-        Returns the attentional vectors of the real positions (N, H), in the order of
-        `tgt_in[real]` (row by row)."""
-        lengths = real.sum(1)
-        order = torch.argsort(lengths, descending=True, stable=True)
-        # How many sentences are still going at each step: one host sync per batch.
-        running = (
-            lengths[order][None, :] > torch.arange(tgt_in.size(1), device=real.device)[:, None]
-        )  # (T, B)
-        counts = running.sum(1).tolist()
-        state, memory, tgt_in = state.select(order), memory.select(order), tgt_in.index_select(0, order)
-        if isinstance(self.attention, DotAttention):  # dot and general: the memory's gradient at once
-            tape = MemoryTape()
-            keys, values = tape.open(memory.keys, memory.values)
-            memory = Memory(values, keys, memory.mask, memory.summary, tape)
-        attentional = []
-        for t, n in enumerate(counts):
-            if n == 0:
-                break
-            if n < state.feed.size(0):
-                state = state.first(n)
-            if memory.tape is None and 2 * n <= memory.values.size(0):  # a slice's gradient is memory-sized
-                memory = memory.first(n)
-            state = self.step_attentional(tgt_in[:n, t], state, memory)
-            attentional.append(state.feed)  # (n, H)
-        # The steps' outputs come time-major; (step t, sorted row r) is real position starts[row] + t.
-        steps, rows = running.nonzero(as_tuple=True)  # time-major, like the steps
-        starts = torch.cumsum(lengths, 0) - lengths  # (B,) where each row's positions begin
-        position = starts[order[rows]] + steps  # (N,)
-        return torch.cat(attentional).index_select(0, torch.argsort(position))  # (N, H)
+        choice = PositionChoice.stack(choices) if choices else None
+        return DecoderOutput(torch.stack(logits, dim=1), choice)  # (B, T, V)
 
     def tie_output_to_embedding(self) -> None:
         self.output.weight = self.embedding.weight

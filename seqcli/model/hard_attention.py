@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from seqcli.model.attention import Attended, Attention, Memory
+
 
 @dataclass
 class PositionChoice:
@@ -43,10 +45,8 @@ class PositionChoice:
         )
 
 
-class HardAttention(nn.Module):
+class HardAttention(Attention):
     """Pick one source position: sampled in training mode, the most probable in eval mode."""
-
-    uses_previous_state = False
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__()
@@ -72,3 +72,6 @@ class HardAttention(nn.Module):
         context = values.gather(1, index.expand(-1, -1, values.size(-1)))  # (B, T, H)
         log_prob = log_p.gather(2, index).squeeze(-1)  # (B, T)
         return context, p, PositionChoice(log_prob, entropy)
+
+    def attend(self, query: Tensor, memory: Memory) -> Attended:
+        return Attended(*self(query, memory.keys, memory.values, memory.mask))

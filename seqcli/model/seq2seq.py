@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
+from seqcli.fast import dispatch
 from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
 from seqcli.model.encoder import Encoder
@@ -15,9 +16,12 @@ from seqcli.vocab import PAD_ID
 class Seq2Seq(nn.Module):
     """Encoder, bridge and attentional decoder."""
 
-    def __init__(self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int):
+    def __init__(self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, fast: bool = True):
+        """fast: train and encode through seqcli.fast's equal, faster paths; False runs the
+        reference code alone."""
         super().__init__()
         self.config = config
+        self.fast = fast
         self.encoder = Encoder.from_config(config, src_vocab_size)
         n_states = 2 if config.cell == "lstm" else 1
         self.bridge = Bridge(
@@ -27,6 +31,8 @@ class Seq2Seq(nn.Module):
         self._initialize()
         if config.tied_embeddings:
             self.decoder.tie_output_to_embedding()
+        if fast:
+            dispatch.use_fast_paths_(self)
 
     def _initialize(self) -> None:
         """Small normal embeddings (pad row zero), Xavier linear layers, RNNs per model.rnn_init."""
@@ -59,11 +65,12 @@ class Seq2Seq(nn.Module):
 
         use_gold (B, T): scheduled sampling's coin flips. real (B, T) bool, the target
         positions before padding: when given, only they get logits, (N, V) in row order, and
-        the decoder skips work on padding where it can."""
+        the fast paths skip work on padding where they can."""
         state, memory = self.encode(src, src_lengths)
-        if use_gold is None and self.decoder.can_run_whole_sequence:
-            return self.decoder.forward_whole_sequence(tgt_in, state, memory, real)
-        return self.decoder.forward_steps(tgt_in, state, memory, use_gold, real)
+        if self.fast:
+            return dispatch.teacher_forced(self.decoder, tgt_in, state, memory, use_gold, real)
+        output = self.decoder.unroll(tgt_in, state, memory, use_gold)  # (B, T, V)
+        return output if real is None else DecoderOutput(output.logits[real], output.choice)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """Search step: prev_tokens (N,) -> log-probabilities (N, V) and the next state."""

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
+from seqcli.fast import dispatch
 from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder
 from seqcli.model.encoder import Encoder, EncoderOutput
@@ -32,9 +33,10 @@ class SkipThoughtOutput:
 class SkipThought(nn.Module):
     """Encoder and the previous-sentence and next-sentence decoders, over one vocabulary."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int):
+    def __init__(self, config: ModelConfig, vocab_size: int, fast: bool = True):
         super().__init__()
         self.config = config
+        self.fast = fast
         self.encoder = Encoder.from_config(config, vocab_size)
         n_states = 2 if config.cell == "lstm" else 1
         self.bridges = nn.ModuleList(
@@ -50,6 +52,8 @@ class SkipThought(nn.Module):
                 with torch.no_grad():
                     module.weight[PAD_ID].zero_()
         initialize_rnns_(self, config.rnn_init, config.forget_bias)
+        if fast:
+            dispatch.use_fast_paths_(self)
 
     def embed(self, src: Tensor, src_lengths: Tensor) -> Tensor:
         """src (B, S), src_lengths (B,) -> sentence vectors (B, H)."""
@@ -60,7 +64,9 @@ class SkipThought(nn.Module):
         decoder, bridge = cast(Decoder, self.decoders[index]), cast(Bridge, self.bridges[index])
         memory = decoder.make_memory(encoded)
         state = decoder.initial_state(bridge(encoded.final), memory)
-        return decoder.forward_whole_sequence(tgt_in, state, memory).logits  # (B, T, V)
+        if self.fast:
+            return dispatch.teacher_forced(decoder, tgt_in, state, memory, None, None).logits
+        return decoder.unroll(tgt_in, state, memory).logits  # (B, T, V)
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, previous_in: Tensor, next_in: Tensor

@@ -8,25 +8,23 @@ data.task = "skip-thought", src.spm = tgt.spm, best/last weights, log.jsonl).
 
 from __future__ import annotations
 
-import math
-import random
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqcli import checkpoint
 from seqcli.config import Config
 from seqcli.corpus import Example, bucket_batches, pad
 from seqcli.errors import DataError, RunDirError
 from seqcli.loss import sequence_loss
-from seqcli.model.skipthought import SkipThought
-from seqcli.optim import make_optimizer
+from seqcli.model.skipthought import SkipThought, SkipThoughtOutput
 from seqcli.sentences import read_documents
+from seqcli.task import BatchLoss, BestRule, TaskSetting
 from seqcli.textio import read_nonempty_file
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
 from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -91,39 +89,13 @@ def triple_batches(triples: list[Triple], batch_tokens: int, seed: int) -> list[
 def skip_thought_loss(model: SkipThought, batch: TripleBatch, label_smoothing: float) -> Tensor:
     """The summed cross-entropy of both decoders (a scalar)."""
     output = model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
+    return _decoders_loss(output, batch, label_smoothing)
+
+
+def _decoders_loss(output: SkipThoughtOutput, batch: TripleBatch, label_smoothing: float) -> Tensor:
     return sequence_loss(output.previous, batch.previous_out, label_smoothing) + sequence_loss(
         output.next, batch.next_out, label_smoothing
     )
-
-
-@dataclass(frozen=True)
-class SkipThoughtEvaluation:
-    """One validation record, also written to RUN_DIR/log.jsonl."""
-
-    step: int
-    epoch: int
-    train_loss: float  # per target token (both decoders), since the previous evaluation
-    valid_loss: float
-    target_tokens_per_second: float
-    elapsed_seconds: float
-    is_best: bool
-
-
-@dataclass(frozen=True)
-class SkipThoughtSummary:
-    steps: int
-    best_step: int
-    best_valid_loss: float
-    stop_reason: str
-    parameters: int
-    elapsed_seconds: float
-
-
-class SkipThoughtReporter(Protocol):
-    def on_start(self, max_steps: int, info: dict[str, object]) -> None: ...
-    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None: ...
-    def on_evaluation(self, evaluation: SkipThoughtEvaluation) -> None: ...
-    def on_end(self, summary: SkipThoughtSummary) -> None: ...
 
 
 def _read_sentence_documents(path: str, what: str) -> list[list[str]]:
@@ -132,42 +104,59 @@ def _read_sentence_documents(path: str, what: str) -> list[list[str]]:
     return read_documents(read_nonempty_file(Path(path)))
 
 
-class SkipThoughtTrainer:
-    """Holds the model, optimizer and triples of one skip-thought run, and trains it."""
+class SkipThoughtTask:
+    """Skip-thought as a training task (`seqcli.task.TrainingTask`): triples in, best = lowest
+    validation loss. One SentencePiece model serves encoder and decoders (src.spm = tgt.spm)."""
 
-    def __init__(self, config: Config, run_dir: Path, device: torch.device):
-        self.config, self.run_dir, self.device = config, Path(run_dir), device
-        torch.manual_seed(config.train.seed)
-        random.seed(config.train.seed)
+    best = BestRule("valid_loss", higher_is_better=False)
+
+    def __init__(self, config: Config, setting: TaskSetting, tokenizers: tuple[Tokenizer, Tokenizer] | None):
+        self.config, self.setting, self.device = config, setting, setting.device
         train_docs = _read_sentence_documents(config.data.train, "train")
         valid_docs = _read_sentence_documents(config.data.valid, "valid")
-        tok = config.tokenizer
-        spec = TokenizerSpec(tok.type, tok.vocab_size, tok.character_coverage)
         self.tokenizer = (
-            Tokenizer.load(Path(tok.src_model))
-            if tok.src_model
-            else Tokenizer(train_sentencepiece([s for d in train_docs for s in d], spec))
+            tokenizers[0] if tokenizers else setting.world.from_main(lambda: self._tokenizer(train_docs))
         )
+        self.tokenizers = (self.tokenizer, self.tokenizer)
         limit = config.data.max_tokens_per_sentence
-        self.train_triples = make_triples([self.tokenizer.encode(d) for d in train_docs], limit)
+        self.train_items = make_triples([self.tokenizer.encode(d) for d in train_docs], limit)
         self.valid_triples = make_triples([self.tokenizer.encode(d) for d in valid_docs], limit)
-        if not self.train_triples or not self.valid_triples:
+        if not self.train_items or not self.valid_triples:
             raise DataError("--train/--valid: need documents of at least three non-empty sentences")
-        self.model = SkipThought(config.model, self.tokenizer.vocab_size).to(device)
-        self.optimizer = make_optimizer(self.model, config.train.learning_rate)
+        self.model = SkipThought(config.model, self.tokenizer.vocab_size).to(self.device)
 
-    def train_step(self, triples: list[Triple]) -> tuple[float, int]:
-        """One update; returns the summed loss and the number of target tokens."""
-        batch = collate_triples(triples, self.device)
-        loss_sum = skip_thought_loss(self.model, batch, self.config.train.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss_sum / batch.n_tgt_tokens).backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.clip_norm)
-        self.optimizer.step()
-        return loss_sum.item(), batch.n_tgt_tokens
+    def _tokenizer(self, train_docs: list[list[str]]) -> Tokenizer:
+        tok = self.config.tokenizer
+        if tok.src_model:
+            return Tokenizer.load(Path(tok.src_model))
+        spec = TokenizerSpec(tok.type, tok.vocab_size, tok.character_coverage)
+        return Tokenizer(train_sentencepiece([s for d in train_docs for s in d], spec))
+
+    def info(self) -> dict[str, object]:
+        return {
+            "parameters": self.model.count_parameters(),
+            "train_triples": len(self.train_items),
+            "valid_triples": len(self.valid_triples),
+            "vocab": self.tokenizer.vocab_size,
+        }
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        cfg = self.config.train
+        return triple_batches(self.train_items, cfg.batch_tokens, seed=cfg.seed * 1000 + epoch)
+
+    def batch_loss(self, model: nn.Module, items: Sequence[Triple], step: int) -> BatchLoss:
+        batch = collate_triples(list(items), self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.setting.use_bf16):
+            output = model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
+        loss_sum = _decoders_loss(output, batch, self.config.train.label_smoothing)
+        return BatchLoss(loss_sum, batch.n_tgt_tokens, loss_sum)
+
+    def gold_probability(self, step: int) -> float:
+        return 1.0  # both decoders are always fed the gold sentences
 
     @torch.inference_mode()
     def validation_loss(self) -> float:
+        """Loss per target token (both decoders) on the validation triples (no label smoothing)."""
         self.model.eval()
         total, tokens = 0.0, 0
         for indices in triple_batches(self.valid_triples, self.config.train.batch_tokens, seed=0):
@@ -177,112 +166,14 @@ class SkipThoughtTrainer:
         self.model.train()
         return total / max(tokens, 1)
 
-    def run(self, reporter: SkipThoughtReporter) -> SkipThoughtSummary:
-        """Train until max steps, max epochs, the time limit or early stopping on validation loss."""
-        cfg = self.config.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.save_config(self.run_dir, self.config)
-        checkpoint.save_tokenizers(self.run_dir, self.tokenizer, self.tokenizer)
-        reporter.on_start(
-            cfg.max_steps,
-            {
-                "parameters": self.model.count_parameters(),
-                "train_triples": len(self.train_triples),
-                "valid_triples": len(self.valid_triples),
-                "vocab": self.tokenizer.vocab_size,
-                "device": str(self.device),
-            },
-        )
-        loop = _Loop(start=time.monotonic())
-        self.model.train()
-        stop_reason = "max_epochs"
-        for epoch in range(1, cfg.max_epochs + 1):
-            loop.epoch = epoch
-            stop_reason = self._run_epoch(loop, reporter)
-            if stop_reason:
-                break
-        else:
-            stop_reason = "max_epochs"
-        if loop.step > loop.last_eval_step:
-            self._evaluate(loop, reporter)
-        summary = SkipThoughtSummary(
-            loop.step,
-            loop.best_step,
-            round(loop.best_loss, 4),
-            stop_reason,
-            self.model.count_parameters(),
-            round(time.monotonic() - loop.start, 1),
-        )
-        reporter.on_end(summary)
-        return summary
+    def validate(self) -> dict[str, float]:
+        return {"valid_loss": round(self.validation_loss(), 4)}
 
-    def _run_epoch(self, loop: _Loop, reporter: SkipThoughtReporter) -> str:
-        """One pass over the triples; returns why training must stop, or '' to go on."""
-        cfg = self.config.train
-        batches = triple_batches(self.train_triples, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch)
-        for indices in batches:
-            loss_sum, n_tokens = self.train_step([self.train_triples[i] for i in indices])
-            if not math.isfinite(loss_sum):
-                raise DataError(f"training diverged: non-finite loss at step {loop.step + 1}")
-            loop.step += 1
-            loop.loss_sum += loss_sum
-            loop.tokens += n_tokens
-            speed = loop.tokens / max(time.monotonic() - loop.interval_start, 1e-9)
-            reporter.on_step(loop.step, loss_sum / n_tokens, speed, 1.0)
-            if loop.step % cfg.eval_every == 0:
-                self._evaluate(loop, reporter)
-                if loop.evals_without_gain >= cfg.patience:
-                    return "early_stopping"
-            if loop.step >= cfg.max_steps:
-                return "max_steps"
-            if cfg.max_minutes and time.monotonic() - loop.start >= cfg.max_minutes * 60:
-                return "max_minutes"
-        return ""
+    def state(self) -> dict[str, Any]:
+        return {}  # the objective keeps nothing between batches
 
-    def _evaluate(self, loop: _Loop, reporter: SkipThoughtReporter) -> None:
-        seconds = time.monotonic() - loop.interval_start
-        valid_loss = self.validation_loss()
-        is_best = valid_loss < loop.best_loss
-        evaluation = SkipThoughtEvaluation(
-            step=loop.step,
-            epoch=loop.epoch,
-            train_loss=round(loop.loss_sum / max(loop.tokens, 1), 4),
-            valid_loss=round(valid_loss, 4),
-            target_tokens_per_second=round(loop.tokens / max(seconds, 1e-9), 1),
-            elapsed_seconds=round(time.monotonic() - loop.start, 1),
-            is_best=is_best,
-        )
-        tokenizers = (self.tokenizer, self.tokenizer)
-        info = {"step": loop.step, "epoch": loop.epoch, "valid_loss": valid_loss}
-        checkpoint.save_weights(self.run_dir / checkpoint.LAST, self.model, tokenizers, info)
-        if is_best:
-            checkpoint.save_weights(self.run_dir / checkpoint.BEST, self.model, tokenizers, info)
-            loop.best_loss, loop.best_step, loop.evals_without_gain = valid_loss, loop.step, 0
-        else:
-            loop.evals_without_gain += 1
-        checkpoint.append_log(self.run_dir, asdict(evaluation))
-        reporter.on_evaluation(evaluation)
-        loop.last_eval_step = loop.step
-        loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
-
-
-@dataclass
-class _Loop:
-    """Counters of the running loop."""
-
-    start: float
-    step: int = 0
-    epoch: int = 0
-    loss_sum: float = 0.0
-    tokens: int = 0
-    interval_start: float = 0.0
-    last_eval_step: int = 0
-    best_step: int = 0
-    best_loss: float = math.inf
-    evals_without_gain: int = 0
-
-    def __post_init__(self) -> None:
-        self.interval_start = self.start
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
 
 
 class SentenceEncoder:

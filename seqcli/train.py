@@ -1,7 +1,8 @@
-"""The training loop: batches, scheduled teacher forcing, validation, checkpoints, early stopping.
+"""The training loop shared by every task: updates, validation, checkpoints, early stopping, resume.
 
-The loop reports through a `TrainingReporter`, so the library never prints; the CLI draws
-the progress bar.
+A task (`seqcli.task.TrainingTask`: translation, skip-thought) supplies the model, the batches,
+one batch's loss and the validation measures; the loop here does the rest once for all. It
+reports through a `TrainingReporter`, so the library never prints; the CLI draws the progress bar.
 """
 
 from __future__ import annotations
@@ -11,51 +12,43 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from seqcli import checkpoint, distributed
 from seqcli.average import prune_step_checkpoints, step_checkpoint_name
 from seqcli.config import Config
-from seqcli.corpus import (
-    Batch,
-    EncodedCorpus,
-    Example,
-    bucket_batches,
-    collate,
-    encode_parallel,
-    make_batches,
-    read_parallel,
-)
+from seqcli.corpus import EncodedCorpus
 from seqcli.curves import CURVES_FILE, draw_curves
 from seqcli.device import has_native_bf16, pick_device
-from seqcli.errors import DataError, SeqcliError, UsageError
-from seqcli.loss import HardAttentionObjective, sequence_loss
+from seqcli.errors import SeqcliError, UsageError
 from seqcli.lr_decay import plateau_learning_rate
-from seqcli.metrics import score
-from seqcli.model.decoder import DecoderOutput
-from seqcli.model.seq2seq import Seq2Seq
 from seqcli.optim import make_optimizer
-from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
-from seqcli.tokenizer import Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
+from seqcli.skipthought import SkipThoughtTask
+from seqcli.task import TaskSetting, TrainingTask
+from seqcli.tokenizer import Tokenizer
 from seqcli.translate import Translator
-from seqcli.vocab import PAD_ID
+from seqcli.translation_task import TranslationTask
+
+# A plain table from config.data.task to the task that trains it.
+TASKS: dict[str, Callable[[Config, TaskSetting, tuple[Tokenizer, Tokenizer] | None], TrainingTask]] = {
+    "translation": TranslationTask,
+    "skip-thought": SkipThoughtTask,
+}
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One validation record, also written to RUN_DIR/log.jsonl."""
+    """One validation record, also written to RUN_DIR/log.jsonl (see `record`)."""
 
     step: int
     epoch: int
     train_loss: float  # per target token, averaged since the previous evaluation
-    valid_loss: float
-    valid_bleu: float
-    valid_chrf: float
-    valid_exact_match: float
+    measures: dict[str, float]  # the task's validation measures: valid_loss, valid_bleu, ...
     gold_probability: float
     target_tokens_per_second: float
     elapsed_seconds: float
@@ -63,15 +56,23 @@ class Evaluation:
     skipped_steps: int  # updates skipped for a non-finite loss, since the start
     learning_rate: float  # the rate of the updates since the previous evaluation
 
+    def record(self) -> dict[str, Any]:
+        """The log line: the task's measures in place of the `measures` field."""
+        values = asdict(self)
+        fields = list(values)
+        at = fields.index("measures")
+        order = fields[:at] + list(self.measures) + fields[at + 1 :]
+        return {name: values[name] if name in values else self.measures[name] for name in order}
+
 
 @dataclass(frozen=True)
 class TrainingSummary:
     steps: int
     best_step: int
-    best_bleu: float
+    best_measure: str  # the task's measure that chose best.safetensors, e.g. valid_bleu
+    best_value: float
     stop_reason: str
     parameters: int
-    filtered_pairs: int
     elapsed_seconds: float
     skipped_steps: int
 
@@ -83,41 +84,11 @@ class TrainingReporter(Protocol):
     def on_end(self, summary: TrainingSummary) -> None: ...
 
 
-def prepare_tokenizers(
-    config: Config, src_lines: list[str], tgt_lines: list[str]
-) -> tuple[Tokenizer, Tokenizer]:
-    """Load the given SentencePiece models, or train them on the training corpus."""
-    tok = config.tokenizer
-    check_model_choice(tok.joint, tok.src_model, tok.tgt_model)
-    spec = TokenizerSpec(tok.type, tok.vocab_size, tok.character_coverage)
-    if tok.joint:
-        given = tok.src_model or tok.tgt_model
-        joint = (
-            Tokenizer.load(Path(given))
-            if given
-            else Tokenizer(train_sentencepiece(src_lines + tgt_lines, spec))
-        )
-        return joint, joint
-    src = (
-        Tokenizer.load(Path(tok.src_model))
-        if tok.src_model
-        else Tokenizer(train_sentencepiece(src_lines, spec))
-    )
-    tgt = (
-        Tokenizer.load(Path(tok.tgt_model))
-        if tok.tgt_model
-        else Tokenizer(train_sentencepiece(tgt_lines, spec))
-    )
-    return src, tgt
-
-
-def _targets(batch: Batch, real: torch.Tensor | None) -> torch.Tensor:
-    """The gold tokens the logits of a pass given `real` stand for: (B, T), or (N,) real only."""
-    return batch.tgt_out if real is None else batch.tgt_out[real]
-
-
 class Trainer:
-    """Holds the model, optimizer and data of one run, and runs the training loop."""
+    """Holds the task, optimizer and loop state of one run, and runs the training loop.
+
+    The task comes from config.data.task; `tokenizers` (src, tgt) skip training new ones.
+    """
 
     def __init__(
         self,
@@ -133,49 +104,44 @@ class Trainer:
         torch.manual_seed(config.train.seed)
         random.seed(config.train.seed)
         self.sampler = torch.Generator().manual_seed(config.train.seed)
-        self.schedule = TeacherForcingSchedule(
-            config.train.teacher_forcing,
-            config.train.tf_start,
-            config.train.tf_min,
-            config.train.tf_slope,
-            config.train.tf_k,
-        )
-        self._load_data(tokenizers)
-        self.model = Seq2Seq(config.model, self.src_tokenizer.vocab_size, self.tgt_tokenizer.vocab_size).to(
-            self.device
-        )
+        self.use_bf16 = config.train.bf16 and has_native_bf16(self.device)
+        setting = TaskSetting(self.device, self.world, self.sampler, self.use_bf16)
+        self.task = TASKS[config.data.task](config, setting, tokenizers)
+        self.model = self.task.model
         self.optimizer = make_optimizer(self.model, config.train.learning_rate)
         self.train_model = distributed.data_parallel(self.model, self.world, self.device)
-        self.attention_objective = HardAttentionObjective(config.train.hard_attention_entropy)
-        self.use_bf16 = config.train.bf16 and has_native_bf16(self.device)
-        self.translator = Translator(
-            self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
-        )
 
-    def _load_data(self, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> None:
-        data = self.config.data
-        if not data.train or not data.valid:
-            raise DataError("--train and --valid: both corpus prefixes are needed")
-        src_lines, tgt_lines = read_parallel(data.train, data.src_lang, data.tgt_lang)
-        self.valid_src, self.valid_tgt = read_parallel(data.valid, data.src_lang, data.tgt_lang)
-        self.src_tokenizer, self.tgt_tokenizer = tokenizers or self.world.from_main(
-            lambda: prepare_tokenizers(self.config, src_lines, tgt_lines)
-        )
-        self.train_data: EncodedCorpus = encode_parallel(
-            src_lines, tgt_lines, self.src_tokenizer, self.tgt_tokenizer, data.max_tokens_per_sentence
-        )
-        if not self.train_data.examples:
-            raise DataError(f"{data.train}: no usable training pairs after length filtering")
-        # Validation loss uses every pair; only truly empty ones are skipped.
-        self.valid_data = encode_parallel(
-            self.valid_src, self.valid_tgt, self.src_tokenizer, self.tgt_tokenizer, 10**9
-        )
+    # Translation's parts, as benchmarks, experiments and tests reach them.
+    @property
+    def translation(self) -> TranslationTask:
+        if not isinstance(self.task, TranslationTask):
+            raise UsageError(f"a {self.config.data.task} run has no translation parts")
+        return self.task
 
-    def train_step(self, examples: list[Example], step: int) -> tuple[float, int]:
+    @property
+    def train_data(self) -> EncodedCorpus:
+        return self.translation.train_data
+
+    @property
+    def translator(self) -> Translator:
+        return self.translation.translator
+
+    @property
+    def src_tokenizer(self) -> Tokenizer:
+        return self.task.tokenizers[0]
+
+    @property
+    def tgt_tokenizer(self) -> Tokenizer:
+        return self.task.tokenizers[1]
+
+    def validation_loss(self) -> float:
+        return self.translation.validation_loss()
+
+    def train_step(self, examples: Sequence[Any], step: int) -> tuple[float, int]:
         """One update on one batch; returns the summed loss and the number of target tokens."""
         return self.train_update([examples], step)
 
-    def train_update(self, micro_batches: list[list[Example]], step: int) -> tuple[float, int]:
+    def train_update(self, micro_batches: Sequence[Sequence[Any]], step: int) -> tuple[float, int]:
         """One update on this process's micro-batches (see `distributed.shard_updates`).
 
         The gradient is that of the summed loss of the micro-batches of all processes divided
@@ -187,9 +153,9 @@ class Trainer:
         """
         self.optimizer.zero_grad(set_to_none=True)
         totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, target tokens
-        for index, examples in enumerate(micro_batches):
+        for index, items in enumerate(micro_batches):
             with distributed.gradient_sync(self.train_model, index == len(micro_batches) - 1):
-                totals += self._backward(examples, step)
+                totals += self._backward(items, step)
         loss_value, n_tokens = self.world.sum(totals).tolist()
         # DDP averaged the gradients over the processes; this makes them the per-token mean.
         distributed.scale_gradients(self.model, self.world.size / n_tokens)
@@ -200,70 +166,15 @@ class Trainer:
         self.optimizer.step()
         return loss_value, int(n_tokens)
 
-    def _backward(self, examples: list[Example], step: int) -> torch.Tensor:
+    def _backward(self, items: Sequence[Any], step: int) -> torch.Tensor:
         """Add the gradient of one batch's summed objective; returns (loss sum, target tokens)."""
-        batch = collate(examples).to(self.device)
-        gold_probability = self.schedule.gold_probability(step)
-        use_gold = draw_gold_mask(tuple(batch.tgt_in.shape), gold_probability, self.sampler)
-        if use_gold is not None:
-            use_gold = use_gold.to(self.device)
-        real = self._real_positions(batch)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
-            output = self._forward(batch, use_gold, real)
-        loss_sum = sequence_loss(output.logits, _targets(batch, real), self.config.train.label_smoothing)
-        n_tokens = batch.n_tgt_tokens
-        objective = loss_sum
-        if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
-            objective = objective + self.attention_objective(output.choice, output.logits, batch.tgt_out)
-        objective.backward()
-        return torch.stack([loss_sum.detach().double(), loss_sum.new_tensor(n_tokens, dtype=torch.float64)])
-
-    def _real_positions(self, batch: Batch) -> torch.Tensor | None:
-        """The target positions to compute logits for, (B, T) bool: the real ones, so the
-        decoder skips padding where it can; None (all) for hard attention, whose REINFORCE
-        term reads every position."""
-        return None if self.config.model.attention == "hard" else batch.tgt_out != PAD_ID
-
-    def _forward(
-        self, batch: Batch, use_gold: torch.Tensor | None, real: torch.Tensor | None
-    ) -> DecoderOutput:
-        """The training pass, with scheduled sampling's coin flips use_gold (B, T) if any;
-        logits for the positions in real (B, T) only, when given."""
-        if use_gold is None or self.config.train.scheduled_sampling == "sequential":
-            return self.train_model(batch.src, batch.src_lengths, batch.tgt_in, use_gold, real)
-        with torch.no_grad():  # parallel: a first pass guesses every position at once
-            guesses = self.model(batch.src, batch.src_lengths, batch.tgt_in).logits.argmax(-1)  # (B, T)
-        tgt_in = mix_predictions(batch.tgt_in, guesses, use_gold)
-        return self.train_model(batch.src, batch.src_lengths, tgt_in, None, real)
-
-    @torch.inference_mode()
-    def validation_loss(self) -> float:
-        """Teacher-forced loss per target token on the validation set (no label smoothing)."""
-        self.model.eval()
-        total, tokens = 0.0, 0
-        batches = bucket_batches(self.valid_data.examples, self.config.train.batch_tokens, seed=0)
-        for indices in batches:
-            batch = collate([self.valid_data.examples[i] for i in indices]).to(self.device)
-            real = self._real_positions(batch)
-            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
-            total += sequence_loss(logits, _targets(batch, real), 0.0).item()
-            tokens += batch.n_tgt_tokens
-        self.model.train()
-        return total / max(tokens, 1)
-
-    def validation_scores(self) -> tuple[float, float, float]:
-        """BLEU, chrF and exact match of searched translations of the validation sources."""
-        hypotheses = self.translator.translate_lines(
-            self.valid_src, beam_size=self.config.train.eval_beam_size
-        )
-        self.model.train()
-        scores = score(hypotheses, self.valid_tgt)
-        return scores.bleu, scores.chrf, scores.exact_match
+        loss = self.task.batch_loss(self.train_model, items, step)
+        loss.objective.backward()
+        loss_sum = loss.loss_sum.detach().double()
+        return torch.stack([loss_sum, loss_sum.new_tensor(float(loss.n_tokens))])
 
     def _save(self, name: str, info: dict[str, object]) -> None:
-        checkpoint.save_weights(
-            self.run_dir / name, self.model, (self.src_tokenizer, self.tgt_tokenizer), info
-        )
+        checkpoint.save_weights(self.run_dir / name, self.model, self.task.tokenizers, info)
 
     def run(self, reporter: TrainingReporter) -> TrainingSummary:
         """Train until max steps, max epochs, the time limit or early stopping.
@@ -275,19 +186,9 @@ class Trainer:
         if self.loop.step == 0 and self.world.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.save_config(self.run_dir, self.config)
-            checkpoint.save_tokenizers(self.run_dir, self.src_tokenizer, self.tgt_tokenizer)
-        self.reporter.on_start(
-            cfg.max_steps,
-            {
-                "parameters": self.model.count_parameters(),
-                "train_pairs": len(self.train_data.examples),
-                "filtered_pairs": self.train_data.n_filtered,
-                "src_vocab": self.src_tokenizer.vocab_size,
-                "tgt_vocab": self.tgt_tokenizer.vocab_size,
-                "device": str(self.device),
-                "from_step": self.loop.step,
-            },
-        )
+            checkpoint.save_tokenizers(self.run_dir, *self.task.tokenizers)
+        info = {**self.task.info(), "device": str(self.device), "from_step": self.loop.step}
+        self.reporter.on_start(cfg.max_steps, info)
         loop = self.loop
         self.model.train()
         with _InterruptFlag() as interrupt:
@@ -308,10 +209,10 @@ class Trainer:
         summary = TrainingSummary(
             steps=loop.step,
             best_step=loop.best_step,
-            best_bleu=loop.best_bleu,
+            best_measure=self.task.best.measure,
+            best_value=loop.best_value,
             stop_reason=stop_reason or "max_epochs",
-            parameters=self.model.count_parameters(),
-            filtered_pairs=self.train_data.n_filtered,
+            parameters=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
             elapsed_seconds=round(loop.elapsed(), 1),
             skipped_steps=loop.skipped_steps,
         )
@@ -321,15 +222,15 @@ class Trainer:
     def _run_epoch(self, loop: LoopState) -> str:
         """Train on the rest of the current epoch; returns why training must stop, or ''."""
         cfg = self.config.train
-        examples = self.train_data.examples
-        batches = make_batches(examples, cfg.batching, cfg.batch_tokens, seed=cfg.seed * 1000 + loop.epoch)
+        items = self.task.train_items
+        batches = self.task.epoch_batches(loop.epoch)
         updates = distributed.shard_updates(batches, self.world, cfg.accum_steps)
         per_update = self.world.size * cfg.accum_steps  # batches of the epoch one update covers
         for micro_batches in updates[loop.batch_in_epoch // per_update :]:
             if loop.step >= cfg.max_steps:
                 return "max_steps"
             loss_sum, n_tokens = self.train_update(
-                [[examples[i] for i in indices] for indices in micro_batches], loop.step
+                [[items[i] for i in indices] for indices in micro_batches], loop.step
             )
             loop.batch_in_epoch += per_update
             loop.step += 1
@@ -362,7 +263,7 @@ class Trainer:
         loop.loss_sum += loss_sum
         loop.tokens += n_tokens
         elapsed = time.monotonic() - loop.interval_start
-        gold = self.schedule.gold_probability(loop.step)
+        gold = self.task.gold_probability(loop.step)
         self.reporter.on_step(loop.step, loss_sum / n_tokens, loop.tokens / max(elapsed, 1e-9), gold)
 
     def _evaluate(self, loop: LoopState) -> None:
@@ -370,27 +271,25 @@ class Trainer:
             self._follow_evaluation(loop)
             return
         train_seconds = time.monotonic() - loop.interval_start
-        valid_loss = self.validation_loss()
-        bleu, chrf, exact = self.validation_scores()
-        is_best = bleu > loop.best_bleu or loop.best_step == 0
+        measures = self.task.validate()
+        rule = self.task.best
+        value = measures[rule.measure]
+        is_best = loop.best_step == 0 or rule.improves(value, loop.best_value)
         evaluation = Evaluation(
             step=loop.step,
             epoch=loop.epoch,
             train_loss=round(loop.loss_sum / max(loop.tokens, 1), 4),
-            valid_loss=round(valid_loss, 4),
-            valid_bleu=bleu,
-            valid_chrf=chrf,
-            valid_exact_match=exact,
-            gold_probability=round(self.schedule.gold_probability(loop.step), 4),
+            measures=measures,
+            gold_probability=round(self.task.gold_probability(loop.step), 4),
             target_tokens_per_second=round(loop.tokens / max(train_seconds, 1e-9), 1),
             elapsed_seconds=round(loop.elapsed(), 1),
             is_best=is_best,
             skipped_steps=loop.skipped_steps,
             learning_rate=self.optimizer.param_groups[0]["lr"],
         )
-        info = {"step": loop.step, "epoch": loop.epoch, "valid_bleu": bleu}
+        info: dict[str, object] = {"step": loop.step, "epoch": loop.epoch, rule.measure: value}
         if is_best:
-            loop.best_bleu, loop.best_step, loop.evals_without_gain = bleu, loop.step, 0
+            loop.best_value, loop.best_step, loop.evals_without_gain = value, loop.step, 0
         else:
             loop.evals_without_gain += 1
         self._decay_learning_rate(loop.evals_without_gain)
@@ -404,15 +303,15 @@ class Trainer:
         if self.config.train.keep_checkpoints:
             self._save(step_checkpoint_name(loop.step), info)
             prune_step_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
-        checkpoint.append_log(self.run_dir, asdict(evaluation))
+        checkpoint.append_log(self.run_dir, evaluation.record())
         self.save_training_state()
         # Derived from the log, so drawn last: a kill while plotting loses nothing to resume.
         draw_curves(checkpoint.read_log(self.run_dir), self.run_dir / CURVES_FILE)
         self.reporter.on_evaluation(evaluation)
-        self.world.broadcast((loop.best_step, loop.best_bleu, loop.evals_without_gain))
+        self.world.broadcast((loop.best_step, loop.best_value, loop.evals_without_gain))
 
     def _decay_learning_rate(self, evals_without_gain: int) -> None:
-        """On a plateau of validation BLEU, lower the rate (it is saved with the optimizer)."""
+        """On a plateau of the task's best measure, lower the rate (it is saved with the optimizer)."""
         cfg = self.config.train
         for group in self.optimizer.param_groups:
             group["lr"] = plateau_learning_rate(
@@ -421,7 +320,7 @@ class Trainer:
 
     def _follow_evaluation(self, loop: LoopState) -> None:
         """Ranks other than 0: wait while rank 0 validates and writes, then take its verdict."""
-        loop.best_step, loop.best_bleu, loop.evals_without_gain = self.world.broadcast((0, 0.0, 0))
+        loop.best_step, loop.best_value, loop.evals_without_gain = self.world.broadcast((0, 0.0, 0))
         self._decay_learning_rate(loop.evals_without_gain)
         loop.last_eval_step = loop.step
         loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
@@ -437,12 +336,12 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             rng=rng,
             loop=self.loop.to_dict(),
-            task={"attention_baseline": self.attention_objective.baseline},
+            task=self.task.state(),
         )
         checkpoint.save_training_state(self.run_dir / checkpoint.TRAIN_STATE, state)
 
     def restore_training_state(self) -> None:
-        """Continue exactly where the saved state left off: weights, optimizer, RNGs, loop."""
+        """Continue exactly where the saved state left off: weights, optimizer, RNGs, loop, task."""
         state = checkpoint.load_training_state(self.run_dir)
         checkpoint.load_state_into(self.model, state.model, self.run_dir / checkpoint.TRAIN_STATE)
         self.optimizer.load_state_dict(state.optimizer)
@@ -451,7 +350,7 @@ class Trainer:
         if "cuda" in state.rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(state.rng["cuda"], self.device)
         self.loop = LoopState.from_dict(state.loop)
-        self.attention_objective.baseline = state.task.get("attention_baseline")
+        self.task.load_state(state.task)
 
     @classmethod
     def resume(cls, run_dir: Path, config: Config, device: str = "auto") -> Trainer:
@@ -510,8 +409,8 @@ class LoopState:
     loss_sum: float = 0.0
     tokens: int = 0
     last_eval_step: int = 0
-    best_step: int = 0
-    best_bleu: float = -1.0
+    best_step: int = 0  # 0: no evaluation yet
+    best_value: float = 0.0  # of the task's best measure, at best_step
     evals_without_gain: int = 0
     skipped_steps: int = 0
     consecutive_skips: int = 0
@@ -530,4 +429,7 @@ class LoopState:
 
     @classmethod
     def from_dict(cls, values: dict[str, float | int]) -> LoopState:
+        values = dict(values)
+        if "best_bleu" in values:  # states saved before the loop served several tasks
+            values["best_value"] = values.pop("best_bleu")
         return cls(**values)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,12 +11,16 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run_cli
+from safetensors.torch import load_file
+from test_resume import assert_same_weights, start_and_stop_after
 
+from seqcli import checkpoint
 from seqcli.config import config_from_dict
 from seqcli.errors import RunDirError
 from seqcli.retrieval import next_sentence_ranks, summarize
 from seqcli.sentences import book_sentences, read_documents, split_sentences
-from seqcli.skipthought import SentenceEncoder, SkipThoughtTrainer
+from seqcli.skipthought import SentenceEncoder, SkipThoughtTask
+from seqcli.train import Trainer
 from seqcli.translate import Translator
 
 NOUNS = [f"{c}{v}" for c in "bdfgklmnprst" for v in "aeiou"][:40]
@@ -120,10 +125,11 @@ def test_skip_thought_retrieval_beats_chance(story: tuple[Path, list[list[str]]]
             "train": {"max_steps": 150, "eval_every": 150, "batch_tokens": 600, "learning_rate": 0.01},
         }
     )
-    trainer = SkipThoughtTrainer(config, tmp_path / "run", torch.device("cpu"))
-    untrained_loss = trainer.validation_loss()
+    trainer = Trainer(config, tmp_path / "run", "cpu")
+    assert isinstance(trainer.task, SkipThoughtTask)
+    untrained_loss = trainer.task.validation_loss()
     summary = trainer.run(_Silent())
-    assert summary.best_valid_loss < untrained_loss / 2
+    assert summary.best_measure == "valid_loss" and summary.best_value < untrained_loss / 2
     encoder = SentenceEncoder.from_run_dir(tmp_path / "run", torch.device("cpu"))
     sentences = [s for d in test_documents for s in d]
     ranks = next_sentence_ranks(encoder.embed(sentences), [len(d) for d in test_documents], 5)
@@ -163,3 +169,31 @@ def test_cli_trains_and_embeds_one_vector_per_line(
     assert np.allclose(vectors, np.array([[float(x) for x in row.split()] for row in rows]), atol=1e-5)
     with pytest.raises(RunDirError, match="seqcli embed"):  # a translation model it is not
         Translator.from_run_dir(run_dir, {}, torch.device("cpu"))
+
+
+def skip_thought_args(corpus: Path) -> list[str]:
+    # Dropout makes the run depend on the random-number state as well as the weights.
+    return [
+        "train", "--task", "skip-thought",
+        "--train", str(corpus / "train.txt"), "--valid", str(corpus / "valid.txt"),
+        "--vocab-size", "80", "--cell", "gru", "--embedding-size", "16", "--hidden-size", "32",
+        "--encoder-layers", "1", "--decoder-layers", "1", "--dropout", "0.2", "--batch-tokens", "300",
+        "--max-steps", "60", "--eval-every", "10", "--seed", "4",
+    ]  # fmt: skip
+
+
+def test_ctrl_c_saves_and_resume_gives_the_uninterrupted_weights(
+    story: tuple[Path, list[list[str]]], tmp_path: Path
+) -> None:
+    corpus, _ = story
+    whole = tmp_path / "whole"
+    run_cli(*skip_thought_args(corpus), "--out", str(whole))
+    split = tmp_path / "split"
+    code = start_and_stop_after([*skip_thought_args(corpus), "--out", str(split)], split, 10, signal.SIGINT)
+    assert code == 130
+    assert "interrupted at step" in start_and_stop_after.stderr  # type: ignore[attr-defined]
+    assert 10 <= checkpoint.load_training_state(split).loop["step"] < 60
+    run_cli("train", "--resume", str(split))
+    assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
+    assert [r["step"] for r in checkpoint.read_log(split)] == [10, 20, 30, 40, 50, 60]
+    assert checkpoint.read_log(split)[-1]["valid_loss"] == checkpoint.read_log(whole)[-1]["valid_loss"]

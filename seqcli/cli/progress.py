@@ -80,35 +80,25 @@ class RichReporter:
 
     def on_evaluation(self, evaluation: Any) -> None:
         best = " (best)" if evaluation.is_best else ""
-        self.console.print(
-            f"step {evaluation.step}: train loss {evaluation.train_loss:.3f}, valid loss "
-            f"{evaluation.valid_loss:.3f}, valid BLEU {evaluation.valid_bleu:.2f}, chrF "
-            f"{evaluation.valid_chrf:.2f}, exact {evaluation.valid_exact_match:.1f}%{best}"
-        )
+        measures = ", ".join(_show(name, value) for name, value in evaluation.measures.items())
+        train = f"train loss {evaluation.train_loss:.3f}"
+        self.console.print(f"step {evaluation.step}: {train}, {measures}{best}")
 
     def on_end(self, summary: Any) -> None:
         self.console.print(
             f"done after {summary.steps} steps ({summary.stop_reason}, {summary.elapsed_seconds:.0f} s): "
-            f"best valid BLEU {summary.best_bleu:.2f} at step {summary.best_step}"
+            f"best {_show(summary.best_measure, summary.best_value)} at step {summary.best_step}"
         )
 
 
-class SkipThoughtRichReporter(RichReporter):
-    """The training progress bar, with skip-thought's validation line."""
+# How a task's validation measures read on the console: label and format. Others show as named.
+MEASURE_FORMATS = {
+    "valid_loss": "valid loss {:.3f}",
+    "valid_bleu": "valid BLEU {:.2f}",
+    "valid_chrf": "chrF {:.2f}",
+    "valid_exact_match": "exact {:.1f}%",
+}
 
-    def __enter__(self) -> SkipThoughtRichReporter:
-        self.progress.start()
-        return self
 
-    def on_evaluation(self, evaluation: Any) -> None:
-        best = " (best)" if evaluation.is_best else ""
-        self.console.print(
-            f"step {evaluation.step}: train loss {evaluation.train_loss:.3f}, "
-            f"valid loss {evaluation.valid_loss:.3f}{best}"
-        )
-
-    def on_end(self, summary: Any) -> None:
-        self.console.print(
-            f"done after {summary.steps} steps ({summary.stop_reason}, {summary.elapsed_seconds:.0f} s): "
-            f"best valid loss {summary.best_valid_loss:.3f} at step {summary.best_step}"
-        )
+def _show(name: str, value: float) -> str:
+    return MEASURE_FORMATS.get(name, name.replace("_", " ") + " {:.4g}").format(value)

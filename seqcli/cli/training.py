@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-
-from seqcli.cli.progress import QuietReporter, RichReporter, SkipThoughtRichReporter
+from seqcli.cli.progress import QuietReporter, RichReporter
 from seqcli.config import Config
 from seqcli.errors import UsageError
 
 
 def run_training(config: Config, out: Path | None, resume: Path | None, device: str) -> None:
-    """Train a new run in `out`, or continue the one in `resume`."""
-    if config.data.task == "skip-thought":
-        return train_skip_thought(config, out, device)
-
+    """Train a new run in `out`, or continue the one in `resume`; any task (config.data.task)."""
     from seqcli import distributed
     from seqcli.train import Trainer
 
@@ -23,6 +18,8 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
     if resume is not None:
         trainer = Trainer.resume(resume, config, device)
     else:
+        if out is None:
+            raise UsageError("--out: a new run directory is needed")
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
         trainer = Trainer(config, out, device)
@@ -30,18 +27,3 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
         trainer.run(reporter)
     del trainer  # DistributedDataParallel must go before the process group it uses
     distributed.leave_torchrun_job()
-
-
-def train_skip_thought(config: Config, out: Path | None, device: str) -> None:
-    """`seqcli train --task skip-thought`: train and report on stderr."""
-    from seqcli.device import pick_device
-    from seqcli.skipthought import SkipThoughtTrainer
-
-    if out is None:
-        raise UsageError("--out: skip-thought training needs a new run directory")
-    if out.exists() and any(out.iterdir()):
-        raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
-    typer.echo("seqcli train: reading the sentences and preparing the tokenizer", err=True)
-    trainer = SkipThoughtTrainer(config, out, pick_device(device))
-    with SkipThoughtRichReporter() as reporter:
-        trainer.run(reporter)

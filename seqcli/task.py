@@ -1,0 +1,96 @@
+"""What the training loop asks of a task (translation, skip-thought): batches, a loss, validation.
+
+The loop in `seqcli.train` owns everything the tasks share: the optimizer, the update rule
+and its non-finite check, stop rules, evaluation cadence, checkpoints, exact resume and the
+log. A task owns its model, its data and what its numbers mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from seqcli.distributed import World
+from seqcli.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class TaskSetting:
+    """What the loop decides for every task before building it."""
+
+    device: torch.device
+    world: World
+    sampler: torch.Generator  # the task's own random draws; saved with the training state
+    use_bf16: bool  # bfloat16 autocast of the training forward pass
+
+
+@dataclass(frozen=True)
+class BatchLoss:
+    """One batch's forward pass: what to report and what to differentiate."""
+
+    loss_sum: Tensor  # scalar: the summed cross-entropy of the real target tokens
+    n_tokens: int  # real target tokens of the batch
+    objective: Tensor  # scalar to backpropagate: loss_sum plus any auxiliary term
+
+
+@dataclass(frozen=True)
+class BestRule:
+    """Which validation measure picks best.safetensors and drives early stopping."""
+
+    measure: str  # a key of the task's `validate` record
+    higher_is_better: bool
+
+    def improves(self, value: float, best: float) -> bool:
+        return value > best if self.higher_is_better else value < best
+
+
+class TrainingTask(Protocol):
+    """One kind of training run, as the loop sees it."""
+
+    @property
+    def model(self) -> nn.Module:
+        """The weights the loop optimizes and saves."""
+        ...
+
+    @property
+    def tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        """Saved as src.spm and tgt.spm (one model twice where both sides share it)."""
+        ...
+
+    @property
+    def train_items(self) -> Sequence[Any]:
+        """The training examples that `epoch_batches` indexes."""
+        ...
+
+    @property
+    def best(self) -> BestRule: ...
+
+    def info(self) -> dict[str, object]:
+        """Sizes for the start-of-run line: parameters, examples, vocabularies."""
+        ...
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of one epoch, as lists of indices into train_items."""
+        ...
+
+    def batch_loss(self, model: nn.Module, items: Sequence[Any], step: int) -> BatchLoss:
+        """Forward one batch through `model` (the task's model, or its data-parallel wrapper)."""
+        ...
+
+    def gold_probability(self, step: int) -> float:
+        """The chance of feeding a gold target token at this step (1 without scheduled sampling)."""
+        ...
+
+    def validate(self) -> dict[str, float]:
+        """The validation measures, named as they appear in log.jsonl (valid_loss, ...)."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state of the objective that an exact resume needs beyond the weights."""
+        ...
+
+    def load_state(self, state: dict[str, Any]) -> None: ...

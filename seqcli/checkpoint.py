@@ -3,10 +3,12 @@
 Layout of RUN_DIR:
     config.toml            the resolved configuration
     src.spm, tgt.spm       SentencePiece models (the same bytes twice for a joint model)
-    best.safetensors       weights with the best validation BLEU
+    best.safetensors       weights with the best validation measure (translation: BLEU,
+                           skip-thought: loss)
     last.safetensors       weights after the most recent evaluation
-    train_state.safetensors  weights, optimizer and random-number states and the loop's
-                           position, for `seqcli train --resume` (one file, so always consistent)
+    train_state.safetensors  weights, optimizer and random-number states, the loop's position
+                           and the objective's own state (hard attention's REINFORCE baseline),
+                           for `seqcli train --resume` (one file, so always consistent)
     log.jsonl              one JSON record per evaluation
 
 Weights are stored with safetensors and metadata as plain strings, so loading a run

@@ -85,6 +85,10 @@ class TrainingTask(Protocol):
         """The chance of feeding a gold target token at this step (1 without scheduled sampling)."""
         ...
 
+    def validation_loss(self) -> float:
+        """Teacher-forced loss per target token on the validation set (no label smoothing)."""
+        ...
+
     def validate(self) -> dict[str, float]:
         """The validation measures, named as they appear in log.jsonl (valid_loss, ...)."""
         ...

@@ -135,7 +135,7 @@ class Trainer:
         return self.task.tokenizers[1]
 
     def validation_loss(self) -> float:
-        return self.translation.validation_loss()
+        return self.task.validation_loss()
 
     def train_step(self, examples: Sequence[Any], step: int) -> tuple[float, int]:
         """One update on one batch; returns the summed loss and the number of target tokens."""

@@ -127,7 +127,7 @@ def test_skip_thought_retrieval_beats_chance(story: tuple[Path, list[list[str]]]
     )
     trainer = Trainer(config, tmp_path / "run", "cpu")
     assert isinstance(trainer.task, SkipThoughtTask)
-    untrained_loss = trainer.task.validation_loss()
+    untrained_loss = trainer.validation_loss()
     summary = trainer.run(_Silent())
     assert summary.best_measure == "valid_loss" and summary.best_value < untrained_loss / 2
     encoder = SentenceEncoder.from_run_dir(tmp_path / "run", torch.device("cpu"))

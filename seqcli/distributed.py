@@ -181,35 +181,55 @@ def translate_in_shares(
     world: World,
     lines_per_rank: int,
 ) -> Iterator[str]:
-    """Translate a stream with every process of the job; rank 0 yields the lines in input order.
+    """`translate_chunks_in_shares` over a stream read in rounds of lines_per_rank lines per process.
 
-    translate: one output line per input line, e.g. Translator.translate_stream. Rank 0 reads
-    `lines` (the other ranks pass an empty iterable and yield nothing) in rounds of
-    lines_per_rank lines per process, deals each round out line by line (line i to rank
-    i mod W, so the ranks get similar lengths), and gathers the translations back. Greedy and
-    beam search do not depend on how sentences are batched, so the output equals a single
-    process's.
+    translate: one output line per input line, e.g. Translator.translate_stream, which a
+    world of one is handed the whole stream.
     """
     if not world.is_distributed:
         yield from translate(lines)
         return
     iterator = iter(lines)
+    rounds = iter(lambda: list(islice(iterator, lines_per_rank * world.size)), [])
+    for translations in translate_chunks_in_shares(lambda chunk: list(translate(chunk)), rounds, world):
+        yield from translations
+
+
+def translate_chunks_in_shares(
+    translate: Callable[[list[str]], list[str]],
+    chunks: Iterable[list[str]],
+    world: World,
+) -> Iterator[list[str]]:
+    """Translate chunks of lines with every process of the job; rank 0 yields each chunk's
+    translations, in input order, as soon as that chunk is done.
+
+    translate: one output line per input line, e.g. Translator.translate_chunk. Rank 0 reads
+    `chunks` (the other ranks pass an empty iterable and yield nothing), deals each chunk out
+    line by line (line i to rank i mod W, so the ranks get similar lengths), and gathers the
+    translations back. Greedy and beam search do not depend on how sentences are batched, so
+    the output equals a single process's.
+    """
+    if not world.is_distributed:
+        for chunk in chunks:
+            yield translate(chunk)
+        return
+    iterator = iter(chunks)
     while True:
-        share = _deal_round(iterator, world, lines_per_rank)
+        share = _deal_round(iterator, world)
         if share is None:
             return
-        translations = list(translate(share))
+        translations = translate(share)
         gathered: list[list[str]] | None = [[] for _ in range(world.size)] if world.is_main else None
         dist.gather_object(translations, gathered, dst=0)  # type: ignore[arg-type]
         if gathered is not None:
-            yield from _interleave(gathered)
+            yield list(_interleave(gathered))
 
 
-def _deal_round(iterator: Iterator[str], world: World, lines_per_rank: int) -> list[str] | None:
-    """Rank 0 reads the next round of lines and scatters them; None on every rank at the end."""
+def _deal_round(chunks: Iterator[list[str]], world: World) -> list[str] | None:
+    """Rank 0 takes the next chunk and scatters it; None on every rank at the end."""
     shares: list[list[str] | None] | None = None
     if world.is_main:
-        round_lines = list(islice(iterator, lines_per_rank * world.size))
+        round_lines = next(chunks, [])
         shares = [round_lines[r :: world.size] if round_lines else None for r in range(world.size)]
     box: list[list[str] | None] = [None]
     dist.scatter_object_list(box, shares, src=0)  # type: ignore[arg-type]

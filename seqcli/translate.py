@@ -141,14 +141,19 @@ class Translator:
         results = self.translate_ids(self.src_tokenizer.encode(lines), decode)
         return self.tgt_tokenizer.decode([hyps[0].tokens for hyps in results])
 
-    def translate_stream(self, lines: Iterable[str]) -> Iterator[str]:
+    def translate_chunk(self, lines: list[str]) -> list[str]:
         """One output line per input line; n-best hypotheses are joined by tabs, best first."""
+        results = self.translate_ids(self.src_tokenizer.encode(lines), self.decode)
+        return [
+            "\t".join(self.tgt_tokenizer.decode([h.tokens for h in hypotheses[: self.decode.n_best]]))
+            for hypotheses in results
+        ]
+
+    def translate_stream(self, lines: Iterable[str]) -> Iterator[str]:
+        """`translate_chunk` over a stream, STREAM_CHUNK_LINES lines at a time."""
         iterator = iter(lines)
         while chunk := list(islice(iterator, STREAM_CHUNK_LINES)):
-            results = self.translate_ids(self.src_tokenizer.encode(chunk), self.decode)
-            for hypotheses in results:
-                texts = self.tgt_tokenizer.decode([h.tokens for h in hypotheses[: self.decode.n_best]])
-                yield "\t".join(texts)
+            yield from self.translate_chunk(chunk)
 
 
 def quantize_dynamic_int8(model: Seq2Seq, device: torch.device) -> Seq2Seq:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+# Sentences read and embedded at a time: memory stays flat on long text streams.
+EMBED_CHUNK_LINES = 2000
+
 
 def embed_command(
     run_dir: Path = typer.Argument(..., help="Run directory written by `seqcli train --task skip-thought`."),
@@ -19,16 +22,22 @@ def embed_command(
 
     from seqcli.device import pick_device
     from seqcli.skipthought import SentenceEncoder
-    from seqcli.textio import atomic_open, check_distinct_paths, open_output, read_lines
+    from seqcli.textio import atomic_open, check_distinct_paths, open_input_chunks, open_output
 
     check_distinct_paths([input_], output)
-    encoder = SentenceEncoder.from_run_dir(run_dir, pick_device(device))
-    vectors = encoder.embed(read_lines(input_))  # (N, H)
     if npy is not None:
         check_distinct_paths([input_], npy)
-        with atomic_open(npy, "wb") as handle:
-            np.save(handle, vectors)  # type: ignore[arg-type]
-        return
-    with open_output(output) as out:
-        for row in vectors:
-            out.write(" ".join(f"{x:.6g}" for x in row) + "\n")
+    encoder = SentenceEncoder.from_run_dir(run_dir, pick_device(device))
+    with open_input_chunks(input_, EMBED_CHUNK_LINES) as chunks:
+        if npy is not None:  # one array: every line first
+            parts = [np.zeros((0, encoder.size), dtype=np.float32)]
+            parts += [encoder.embed(chunk) for chunk in chunks]  # each (n, H)
+            with atomic_open(npy, "wb") as handle:
+                np.save(handle, np.concatenate(parts))  # type: ignore[arg-type]
+            return
+        # Text: each chunk (what has arrived when the input pauses) is written and flushed at once.
+        with open_output(output) as out:
+            for chunk in chunks:
+                for row in encoder.embed(chunk):  # (n, H)
+                    out.write(" ".join(f"{x:.6g}" for x in row) + "\n")
+                out.flush()

@@ -41,10 +41,9 @@ def translate_command(
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
     from seqcli import distributed
-    from seqcli.device import pick_device
     from seqcli.errors import UsageError
-    from seqcli.textio import check_distinct_paths, open_input, open_output
-    from seqcli.translate import STREAM_CHUNK_LINES, Translator
+    from seqcli.textio import check_distinct_paths, open_input, open_input_chunks, open_output
+    from seqcli.translate import STREAM_CHUNK_LINES
 
     check_distinct_paths([input_], output)
     overrides: dict[str, object] = {
@@ -55,28 +54,13 @@ def translate_command(
         "max_length_ratio": max_length_ratio,
     }
     with distributed.torchrun_job(device) as device:  # every return below leaves the job once
-        if len(run_dirs) > 1:
-            from seqcli.ensemble import ensemble_translator
-
-            if attention_plot is not None or alignments is not None:
-                raise UsageError(
-                    "--attention-plot/--alignments: need a single run directory, not an ensemble"
-                )
-            if quantize:
-                raise UsageError("--quantize: not available for ensembles; quantize a single run directory")
-            translator = ensemble_translator(run_dirs, overrides, pick_device(device))
-        else:
-            translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device), quantize)
-        if bf16:
-            if quantize:
-                raise UsageError("--bf16: not with --quantize; choose one")
-            translator.use_bf16()
+        if len(run_dirs) > 1 and (attention_plot is not None or alignments is not None):
+            raise UsageError("--attention-plot/--alignments: need a single run directory, not an ensemble")
+        translator = load_translator(run_dirs, overrides, device, quantize, bf16)
         world = distributed.current_world()
         if not world.is_main:  # under torchrun: translate the shares rank 0 deals out; rank 0 writes
             if attention_plot is None and alignments is None:  # attention output: rank 0 works alone
-                for _ in distributed.translate_in_shares(
-                    translator.translate_stream, (), world, STREAM_CHUNK_LINES
-                ):
+                for _ in distributed.translate_chunks_in_shares(translator.translate_chunk, (), world):
                     pass
             return
         if attention_plot is not None or alignments is not None:  # one process: a forced pass per batch
@@ -90,14 +74,39 @@ def translate_command(
             ):
                 write_attention(translator, lines, out, attention_plot, links if alignments else None)
             return
-        with open_input(input_) as lines, open_output(output) as out:
-            shared = distributed.translate_in_shares(
-                translator.translate_stream, lines, world, STREAM_CHUNK_LINES
-            )
-            for line in shared:
-                out.write(line + "\n")
+        # Each chunk is what has arrived when the input pauses (a full chunk from a file), so a
+        # line typed or piped in alone is answered at once; the flush hands the answer on.
+        with open_input_chunks(input_, STREAM_CHUNK_LINES * world.size) as chunks, open_output(output) as out:
+            for translations in distributed.translate_chunks_in_shares(
+                translator.translate_chunk, chunks, world
+            ):
+                out.writelines(line + "\n" for line in translations)
+                out.flush()
         if timings:
             _report_timings(translator)
+
+
+def load_translator(
+    run_dirs: list[Path], overrides: dict[str, object], device: str, quantize: bool, bf16: bool
+) -> Translator:
+    """One run directory's model, or an ensemble of several, with the search options asked for."""
+    from seqcli.device import pick_device
+    from seqcli.errors import UsageError
+    from seqcli.translate import Translator
+
+    if len(run_dirs) > 1:
+        from seqcli.ensemble import ensemble_translator
+
+        if quantize:
+            raise UsageError("--quantize: not available for ensembles; quantize a single run directory")
+        translator = ensemble_translator(run_dirs, overrides, pick_device(device))
+    else:
+        translator = Translator.from_run_dir(run_dirs[0], overrides, pick_device(device), quantize)
+    if bf16:
+        if quantize:
+            raise UsageError("--bf16: not with --quantize; choose one")
+        translator.use_bf16()
+    return translator
 
 
 def _report_timings(translator: Translator) -> None:

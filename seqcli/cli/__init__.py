@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from seqcli.cli import data, embed, evaluate, quality, tokenize, train, translate
+from seqcli.cli import data, embed, evaluate, quality, serve, tokenize, train, translate
 from seqcli.errors import SeqcliError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command("train")(train.train_command)
 app.command("translate")(translate.translate_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("embed")(embed.embed_command)
+app.command("serve")(serve.serve_command)
 app.command("average")(quality.average_command)
 app.command("tune-length-penalty")(quality.tune_length_penalty_command)
 

@@ -1,0 +1,317 @@
+"""Load on `seqcli serve` over loopback, beside `seqcli translate` of the same lines from a file.
+
+1. Plans CLIENTS x REQUESTS requests of 1 to MAX_REQUEST_LINES lines, taken in turn from
+   LINES (a text file, cycled), and translates all planned lines with `seqcli translate`:
+   once its model has loaded, they are written to its stdin at once, which it reads as it
+   reads a file (full chunks), and lines/s runs until the last answer.
+2. Starts `seqcli serve` on 127.0.0.1 (a free port), lets CLIENTS clients send their requests
+   one after another, all clients at once, and reports requests/s, lines/s and the latency
+   percentiles; every answer is checked against the file translation (none lost, none wrong).
+   The server is then stopped with SIGTERM and must exit 0.
+3. The latency of one line written to `seqcli translate`'s stdin with the model loaded
+   (greedy; the median of LATENCY_REPEATS lines, each written after a pause).
+
+Writes JSON and a markdown table to --out (benchmarks/results/serve-load.{json,md}). The
+load average is recorded before and after: on a shared machine it explains the spread.
+
+    python benchmarks/serve_load.py --run-dir runs/dates --lines data/dates/test.src
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import queue
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from seqcli.textio import write_text_atomic
+
+SEQCLI = [sys.executable, "-m", "seqcli"]
+ENV = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+TIMEOUT = 600.0  # seconds: no single step of the benchmark may take longer
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def plan_requests(
+    lines: list[str], clients: int, requests: int, max_lines: int, seed: int
+) -> list[list[int]]:
+    """Per request (client c's request r at index c * requests + r): the line numbers it sends."""
+    rng = random.Random(seed)
+    plan, taken = [], 0
+    for _ in range(clients * requests):
+        size = rng.randint(1, max_lines)
+        plan.append([(taken + i) % len(lines) for i in range(size)])
+        taken += size
+    return plan
+
+
+def translate_file(run_dir: str, lines: list[str], options: list[str]) -> tuple[list[str], dict]:
+    """`seqcli translate` of all lines at once: the translations, and lines/s once the model is loaded.
+
+    The model loads first (one line, answered); then every line is written to stdin at once,
+    which reads as a file does (full chunks), and the clock runs until the last answer.
+    """
+    process = subprocess.Popen(
+        [*SEQCLI, "translate", run_dir, *options],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(lines[0] + "\n")
+    process.stdin.flush()
+    process.stdout.readline()  # the model is loaded
+    stdin = process.stdin
+
+    def write() -> None:
+        stdin.write("".join(line + "\n" for line in lines))
+        stdin.close()
+
+    start = time.perf_counter()
+    threading.Thread(target=write, daemon=True).start()
+    translations = [line.rstrip("\n") for line in process.stdout]
+    seconds = time.perf_counter() - start
+    process.wait(timeout=TIMEOUT)
+    assert len(translations) == len(lines), "seqcli translate lost lines"
+    return translations, {
+        "lines": len(lines),
+        "seconds": round(seconds, 3),
+        "lines_per_second": round(len(lines) / seconds, 1),
+    }
+
+
+def start_server(run_dir: str, options: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [*SEQCLI, "serve", run_dir, "--host", "127.0.0.1", "--port", "0", *options],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=ENV,
+        )
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"seqcli serve ended:\n{log.read_text()}")
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())
+        if found:
+            try:
+                if httpx.get(found[1] + "/health", timeout=5).status_code == 200:
+                    return process, found[1]
+            except httpx.TransportError:
+                pass
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("seqcli serve did not start in time")
+
+
+async def run_load(
+    url: str, lines: list[str], plan: list[list[int]], clients: int, body_options: dict[str, Any]
+) -> tuple[list[float], list[list[str] | None], float]:
+    """Every client sends its requests one after another; latencies, answers and wall seconds."""
+    per_client = len(plan) // clients
+    latencies: list[float] = [0.0] * len(plan)
+    answers: list[list[str] | None] = [None] * len(plan)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as client:
+
+        async def one_client(c: int) -> None:
+            for index in range(c * per_client, (c + 1) * per_client):
+                body = {"text": [lines[i] for i in plan[index]], **body_options}
+                start = time.perf_counter()
+                response = await client.post("/translate", json=body)
+                latencies[index] = time.perf_counter() - start
+                if response.status_code == 200:
+                    answers[index] = [t["text"] for t in response.json()["translations"]]
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client(c) for c in range(clients)))
+        return latencies, answers, time.perf_counter() - start
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def one_line_latency(run_dir: str, lines: list[str], repeats: int, pause: float) -> dict[str, Any]:
+    """Seconds from writing one line to `seqcli translate`'s stdin to reading its answer."""
+    process = subprocess.Popen(
+        [*SEQCLI, "translate", run_dir, "--beam-size", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    answers: queue.Queue[str] = queue.Queue()
+    stdout = process.stdout
+
+    def read() -> None:
+        for line in stdout:
+            answers.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def ask(line: str) -> float:
+        assert process.stdin is not None
+        start = time.perf_counter()
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+        answers.get(timeout=TIMEOUT)
+        return time.perf_counter() - start
+
+    ask(lines[0])  # the model loads before the first answer
+    seconds = []
+    for i in range(repeats):
+        time.sleep(pause)
+        seconds.append(ask(lines[(i + 1) % len(lines)]))
+    process.stdin.close()
+    process.wait(timeout=TIMEOUT)
+    return {
+        "repeats": repeats,
+        "median_seconds": round(statistics.median(seconds), 4),
+        "max_seconds": round(max(seconds), 4),
+        "all_seconds": [round(s, 4) for s in seconds],
+    }
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    file, load, line = figures["file_translate"], figures["serve"], figures["one_line_latency"]
+    return "\n".join(
+        [
+            f"# seqcli serve under load ({figures['date']}, commit {figures['commit']})",
+            "",
+            f"Machine: {figures['machine']}. Load average before/after: "
+            f"{figures['load_average_before']} / {figures['load_average_after']}.",
+            f"Run: `{figures['run_dir']}`; options: `{' '.join(figures['options']) or '(run defaults)'}`;",
+            f"{load['clients']} clients x {load['requests_per_client']} requests of "
+            f"1-{load['max_request_lines']} lines ({load['lines']} lines).",
+            "",
+            "| what | lines/s | requests/s | p50 latency | p99 latency |",
+            "|---|---:|---:|---:|---:|",
+            f"| `seqcli translate`, all lines at once | {file['lines_per_second']} | | | |",
+            f"| `seqcli serve`, {load['clients']} concurrent clients | {load['lines_per_second']} | "
+            f"{load['requests_per_second']} | {load['p50_ms']} ms | {load['p99_ms']} ms |",
+            "",
+            f"Server / file lines/s: {figures['serve_over_file']:.2f}. Answers: {load['correct']} correct, "
+            f"{load['wrong']} wrong, {load['lost']} lost; mean batch {load['mean_batch_lines']} lines; "
+            f"server exit status after SIGTERM: {load['exit_status']}.",
+            f"One line on `seqcli translate`'s stdin (greedy, model loaded): median "
+            f"{line['median_seconds']} s, max {line['max_seconds']} s over {line['repeats']} lines.",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--lines", required=True, type=Path, help="Source lines, one per line.")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=25, help="Requests per client.")
+    parser.add_argument("--max-request-lines", type=int, default=8)
+    parser.add_argument("--beam-size", type=int, help="[default: the run's]")
+    parser.add_argument("--latency-repeats", type=int, default=9)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve-load"))
+    args = parser.parse_args()
+
+    source = [line for line in args.lines.read_text(encoding="utf-8").splitlines() if line.strip()]
+    plan = plan_requests(source, args.clients, args.requests, args.max_request_lines, args.seed)
+    planned_lines = [source[i] for request in plan for i in request]
+    options = [] if args.beam_size is None else ["--beam-size", str(args.beam_size)]
+    body_options = {} if args.beam_size is None else {"beam_size": args.beam_size}
+    before = load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        expected, file_figures = translate_file(args.run_dir, planned_lines, options)
+        process, url = start_server(args.run_dir, options, Path(tmp) / "serve.log")
+        try:
+            httpx.post(
+                url + "/translate", json={"text": source[:8], **body_options}, timeout=TIMEOUT
+            )  # warm-up
+            health_before = httpx.get(url + "/health").json()
+            latencies, answers, seconds = asyncio.run(run_load(url, source, plan, args.clients, body_options))
+            health_after = httpx.get(url + "/health").json()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            exit_status = process.wait(timeout=TIMEOUT)
+    offsets = [0]
+    for request in plan:
+        offsets.append(offsets[-1] + len(request))
+    correct = sum(answer == expected[offsets[k] : offsets[k + 1]] for k, answer in enumerate(answers))
+    lost = sum(answer is None for answer in answers)
+    batches = health_after["batches"] - health_before["batches"]
+    serve_figures = {
+        "clients": args.clients,
+        "requests_per_client": args.requests,
+        "max_request_lines": args.max_request_lines,
+        "requests": len(plan),
+        "lines": len(planned_lines),
+        "seconds": round(seconds, 3),
+        "requests_per_second": round(len(plan) / seconds, 1),
+        "lines_per_second": round(len(planned_lines) / seconds, 1),
+        "p50_ms": round(1000 * percentile(latencies, 50), 1),
+        "p99_ms": round(1000 * percentile(latencies, 99), 1),
+        "max_ms": round(1000 * max(latencies), 1),
+        "correct": correct,
+        "wrong": len(plan) - correct - lost,
+        "lost": lost,
+        "batches": batches,
+        "mean_batch_lines": round((health_after["lines"] - health_before["lines"]) / max(batches, 1), 1),
+        "exit_status": exit_status,
+    }
+    line_figures = one_line_latency(args.run_dir, source, args.latency_repeats, pause=0.5)
+    repository = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(
+        ["git", "-C", str(repository), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout
+    figures = {
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit.strip(),
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+        "run_dir": args.run_dir,
+        "options": options,
+        "load_average_before": before,
+        "load_average_after": load_average(),
+        "file_translate": file_figures,
+        "serve": serve_figures,
+        "serve_over_file": serve_figures["lines_per_second"] / file_figures["lines_per_second"],
+        "one_line_latency": line_figures,
+    }
+    print(json.dumps(figures, indent=2))
+    write_text_atomic(args.out.with_suffix(".json"), json.dumps(figures, indent=2) + "\n")
+    write_text_atomic(args.out.with_suffix(".md"), markdown(figures))
+    if correct != len(plan) or exit_status != 0:
+        raise SystemExit("seqcli serve lost or changed answers, or did not stop cleanly")
+
+
+if __name__ == "__main__":
+    main()

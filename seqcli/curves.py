@@ -13,8 +13,12 @@ CURVES_FILE = "curves.png"
 
 def draw_curves(records: list[dict[str, Any]], path: Path) -> None:
     """Plot train and valid loss of the evaluation records, and valid BLEU if the task logs it
-    (translation does, skip-thought does not); write path atomically."""
-    import matplotlib
+    (translation does, skip-thought does not); write path atomically. Without matplotlib
+    installed there is no picture, and nothing else is lost: log.jsonl holds every figure."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
 
     matplotlib.use("Agg")  # no display: the file is the only output
     from matplotlib.figure import Figure

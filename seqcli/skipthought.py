@@ -21,7 +21,7 @@ from seqcli import checkpoint
 from seqcli.config import Config
 from seqcli.corpus import Example, bucket_batches, pad
 from seqcli.errors import DataError, RunDirError
-from seqcli.loss import sequence_loss
+from seqcli.fast.dispatch import sequence_loss
 from seqcli.model.skipthought import SkipThought, SkipThoughtOutput
 from seqcli.sentences import read_documents
 from seqcli.task import BatchLoss, BestRule, TaskSetting

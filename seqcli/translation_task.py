@@ -21,7 +21,8 @@ from seqcli.corpus import (
     read_parallel,
 )
 from seqcli.errors import DataError
-from seqcli.loss import HardAttentionObjective, sequence_loss
+from seqcli.fast.dispatch import sequence_loss
+from seqcli.loss import HardAttentionObjective
 from seqcli.metrics import score
 from seqcli.model.decoder import DecoderOutput
 from seqcli.model.seq2seq import Seq2Seq

@@ -17,7 +17,8 @@ from seqcli.model.cells import RNNState, run_packed
 from seqcli.model.decoder import Decoder, DecoderOutput, DecoderState
 from seqcli.model.encoder import Encoder
 
-sequence_loss = fused_sequence_loss  # the training loss: equal to seqcli.loss.sequence_loss, faster
+# The training loss: seqcli.loss.sequence_loss's value and gradient, computed fused.
+sequence_loss = fused_sequence_loss
 
 
 def run_rnn(

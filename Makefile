@@ -40,7 +40,7 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy seqcli
 
-test: lint
+test: lint typecheck
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)

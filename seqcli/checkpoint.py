@@ -97,7 +97,7 @@ def save_weights(
         "info": json.dumps(info),
     }
     with atomic_open(path, "wb") as handle:
-        handle.write(save_safetensors(tensors, metadata=metadata))  # type: ignore[arg-type]
+        handle.write(save_safetensors(tensors, metadata=metadata))
 
 
 def append_log(run_dir: Path, record: dict[str, Any]) -> None:
@@ -163,7 +163,7 @@ def save_training_state(path: Path, state: TrainingState) -> None:
         "task": json.dumps(state.task),
     }
     with atomic_open(path, "wb") as handle:
-        handle.write(save_safetensors(tensors, metadata=metadata))  # type: ignore[arg-type]
+        handle.write(save_safetensors(tensors, metadata=metadata))
 
 
 def load_training_state(run_dir: Path) -> TrainingState:

@@ -34,7 +34,7 @@ def option(
     tuple is listed in the flag's help and in the error message.
     """
     metadata = {"help": help, "flag": flag, "choices": choices}
-    return field(default=default, metadata=metadata)  # type: ignore[return-value]
+    return field(default=default, metadata=metadata)
 
 
 def _check_choices(section: str, config: Any) -> None:

@@ -43,4 +43,4 @@ def draw_curves(records: list[dict[str, Any]], path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())  # type: ignore[arg-type]
+        handle.write(buffer.getvalue())

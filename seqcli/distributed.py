@@ -220,7 +220,7 @@ def translate_chunks_in_shares(
             return
         translations = translate(share)
         gathered: list[list[str]] | None = [[] for _ in range(world.size)] if world.is_main else None
-        dist.gather_object(translations, gathered, dst=0)  # type: ignore[arg-type]
+        dist.gather_object(translations, gathered, dst=0)
         if gathered is not None:
             yield list(_interleave(gathered))
 
@@ -232,7 +232,7 @@ def _deal_round(chunks: Iterator[list[str]], world: World) -> list[str] | None:
         round_lines = next(chunks, [])
         shares = [round_lines[r :: world.size] if round_lines else None for r in range(world.size)]
     box: list[list[str] | None] = [None]
-    dist.scatter_object_list(box, shares, src=0)  # type: ignore[arg-type]
+    dist.scatter_object_list(box, shares, src=0)
     return box[0]
 
 

@@ -112,7 +112,7 @@ def fetch_file(file: RemoteFile, base_url: str, out_dir: Path, timeout: float = 
     if actual != file.sha256:
         raise DataError(f"{url}: sha256 mismatch (expected {file.sha256}, got {actual})")
     with atomic_open(target, "wb") as handle:
-        handle.write(data)  # type: ignore[arg-type]
+        handle.write(data)
     return True
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, TextIO, cast
+from typing import IO, Any, BinaryIO, TextIO, cast
 
 from seqcli.errors import DataError, UsageError
 
@@ -69,7 +69,7 @@ def _current_umask() -> int:
 
 
 @contextmanager
-def atomic_open(path: Path, mode: str = "w") -> Iterator[TextIO | BinaryIO]:
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Write to a temporary file beside path, then flush, fsync and rename it into place.
 
     Readers never see a half-written file, and a crash leaves the old file intact.
@@ -92,7 +92,7 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[TextIO | BinaryIO]:
 
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_open(path) as handle:
-        handle.write(text)  # type: ignore[arg-type, call-overload]
+        handle.write(text)
 
 
 def check_distinct_paths(inputs: list[Path | str], output: Path | str) -> None:

@@ -92,7 +92,7 @@ class Tokenizer:
 
     def save(self, path: Path) -> None:
         with atomic_open(path, "wb") as handle:
-            handle.write(self.model_bytes)  # type: ignore[arg-type]
+            handle.write(self.model_bytes)
 
     @property
     def sha256(self) -> str:

@@ -170,7 +170,7 @@ def draw_unique_pairs(total: int, seed: int) -> list[tuple[str, str]]:
 def write_lines_atomically(path: Path, lines: Iterable[str]) -> None:
     """Write lines (UTF-8, LF) so that path holds either its old content or all of the new."""
     with atomic_open(path) as handle:
-        handle.writelines(line + "\n" for line in lines)  # type: ignore[arg-type]
+        handle.writelines(line + "\n" for line in lines)
 
 
 def write_toy_corpus(out_dir: Path, sizes: ToySplitSizes = ToySplitSizes(), seed: int = 1) -> list[Path]:

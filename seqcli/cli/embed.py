@@ -33,7 +33,7 @@ def embed_command(
             parts = [np.zeros((0, encoder.size), dtype=np.float32)]
             parts += [encoder.embed(chunk) for chunk in chunks]  # each (n, H)
             with atomic_open(npy, "wb") as handle:
-                np.save(handle, np.concatenate(parts))  # type: ignore[arg-type]
+                np.save(handle, np.concatenate(parts))
             return
         # Text: each chunk (what has arrived when the input pauses) is written and flushed at once.
         with open_output(output) as out:

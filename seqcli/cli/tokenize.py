@@ -31,7 +31,7 @@ def train_command(
     typer.echo(f"wrote {model}: {tokenizer.vocab_size} pieces from {len(lines)} lines", err=True)
 
 
-def _filter(model: Path, input_: str, output: str, convert) -> None:  # type: ignore[no-untyped-def]
+def _filter(model: Path, input_: str, output: str, convert) -> None:
     """Stream input lines through convert (a list of lines -> a list of lines)."""
     from itertools import islice
 
@@ -55,7 +55,7 @@ def encode_command(
 ) -> None:
     """Text lines -> space-separated pieces (or ids), one line per line."""
 
-    def convert(tokenizer, chunk):  # type: ignore[no-untyped-def]
+    def convert(tokenizer, chunk):
         encoded = tokenizer.encode(chunk) if ids else tokenizer.encode_pieces(chunk)
         return [" ".join(map(str, pieces)) for pieces in encoded]
 
@@ -72,7 +72,7 @@ def decode_command(
     """Space-separated pieces (or ids) -> detokenized text, one line per line."""
     from seqcli.errors import DataError
 
-    def convert(tokenizer, chunk):  # type: ignore[no-untyped-def]
+    def convert(tokenizer, chunk):
         if not ids:
             return tokenizer.decode_pieces([line.split() for line in chunk])
         try:

@@ -24,7 +24,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits: Tensor, target: Tensor, eps: float, real: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, logits: Tensor, target: Tensor, eps: float, real: Tensor) -> Tensor:
         log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
         per_token = -log_probs.gather(1, target.unsqueeze(1)).squeeze(1)
         if eps > 0:
@@ -34,7 +34,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         return per_token.masked_fill(~real, 0.0).sum()
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: Tensor):
         log_probs, target, real = ctx.saved_tensors
         eps = ctx.eps
         grad = torch.exp(log_probs)  # softmax, (N, V)

@@ -68,20 +68,20 @@ class MemoryTape:
 
 class _TapeOpen(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, keys: Tensor, values: Tensor, tape: MemoryTape):  # type: ignore[override]
+    def forward(ctx, keys: Tensor, values: Tensor, tape: MemoryTape):
         ctx.tape = tape
         ctx.save_for_backward(keys, values)
         return keys.view_as(keys), values.view_as(values)
 
     @staticmethod
-    def backward(ctx, _d_keys: Tensor, _d_values: Tensor):  # type: ignore[override]
+    def backward(ctx, _d_keys: Tensor, _d_values: Tensor):
         keys, values = ctx.saved_tensors
         return (*ctx.tape.memory_gradients(keys, values), None)
 
 
 class _TapeStep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, query, keys, values, mask, tape, step):  # type: ignore[override]
+    def forward(ctx, query, keys, values, mask, tape, step):
         rows = query.size(0)
         keys, values = keys[:rows], values[:rows]
         context, weights = dot_attend(query, keys, values, mask[:rows])  # (N, 1, H), (N, 1, S)
@@ -91,7 +91,7 @@ class _TapeStep(torch.autograd.Function):
         return context, weights
 
     @staticmethod
-    def backward(ctx, d_context, d_weights):  # type: ignore[override]
+    def backward(ctx, d_context, d_weights):
         query, keys, values, weights = (t.float() for t in ctx.saved_tensors)
         if d_context is None:
             d_context = torch.zeros_like(query[..., :1].expand(-1, -1, values.size(2)))

@@ -146,7 +146,7 @@ def describe(
     return {
         "seqcli_version": __version__,
         "run_dirs": [str(path) for path in run_dirs],
-        "models": [asdict(member.config) for member in members],  # type: ignore[call-overload]
+        "models": [asdict(member.config) for member in members],
         "decode": asdict(translator.decode),
         "tokenizers": {
             "src_sha256": translator.src_tokenizer.sha256,

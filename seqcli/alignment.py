@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
@@ -18,7 +17,7 @@ import torch
 
 from seqcli.corpus import pad
 from seqcli.errors import UsageError
-from seqcli.translate import STREAM_CHUNK_LINES, Translator
+from seqcli.translate import Translator
 from seqcli.vocab import BOS_ID
 
 
@@ -57,11 +56,10 @@ def forced_attention(
     return [weights[b, : len(t) + 1, : len(s)] for b, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True))]
 
 
-def attend_lines(translator: Translator, lines: Iterable[str]) -> Iterator[AttentionRecord | None]:
+def attend_chunk(translator: Translator, chunk: list[str]) -> Iterator[AttentionRecord | None]:
     """The best translation of each line with its attention; None for an empty line."""
-    iterator = iter(lines)
     decode = translator.decode
-    while chunk := list(islice(iterator, STREAM_CHUNK_LINES)):
+    if chunk:
         src_ids = translator.src_tokenizer.encode(chunk)
         best = [hyps[0].tokens for hyps in translator.translate_ids(src_ids, decode)]
         texts = translator.tgt_tokenizer.decode(best)
@@ -108,17 +106,24 @@ def plot_attention(record: AttentionRecord, path: Path) -> None:
 
 def write_attention(
     translator: Translator,
-    lines: Iterable[str],
+    chunks: Iterable[list[str]],
     out: TextIO,
     plot_dir: Path | None,
     alignments: TextIO | None,
 ) -> None:
-    """Translations to out, and per line a heatmap (plot_dir/NNNNNN.png) and/or an alignment line."""
+    """Translations to out, and per line a heatmap (plot_dir/NNNNNN.png) and/or an alignment
+    line; each chunk of lines is answered (and flushed) before the next is read."""
     if plot_dir is not None:
         plot_dir.mkdir(parents=True, exist_ok=True)
-    for number, record in enumerate(attend_lines(translator, lines), start=1):
-        out.write((record.translation if record else "") + "\n")
+    number = 0
+    for chunk in chunks:
+        for record in attend_chunk(translator, chunk):
+            number += 1
+            out.write((record.translation if record else "") + "\n")
+            if alignments is not None:
+                alignments.write((pharaoh(record.weights[:-1]) if record else "") + "\n")
+            if plot_dir is not None and record is not None:
+                plot_attention(record, plot_dir / f"{number:06d}.png")
+        out.flush()
         if alignments is not None:
-            alignments.write((pharaoh(record.weights[:-1]) if record else "") + "\n")
-        if plot_dir is not None and record is not None:
-            plot_attention(record, plot_dir / f"{number:06d}.png")
+            alignments.flush()

@@ -108,7 +108,10 @@ class LiveProcess:
         return stderr
 
 
-@pytest.mark.parametrize("options", [["--beam-size", "1"], ["--beam-size", "3", "--n-best", "2"]])
+@pytest.mark.parametrize(
+    "options",
+    [["--beam-size", "1"], ["--beam-size", "3", "--n-best", "2"], ["--alignments", "/dev/null"]],
+)
 def test_translate_answers_each_line_before_the_next_is_written(
     trained_run: Path, options: list[str]
 ) -> None:

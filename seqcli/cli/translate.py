@@ -42,7 +42,7 @@ def translate_command(
     """Translate raw text lines; an empty line gives an empty line."""
     from seqcli import distributed
     from seqcli.errors import UsageError
-    from seqcli.textio import check_distinct_paths, open_input, open_input_chunks, open_output
+    from seqcli.textio import check_distinct_paths, open_input_chunks, open_output
     from seqcli.translate import STREAM_CHUNK_LINES
 
     check_distinct_paths([input_], output)
@@ -68,11 +68,11 @@ def translate_command(
 
             check_distinct_paths([input_], alignments or "-")
             with (
-                open_input(input_) as lines,
+                open_input_chunks(input_, STREAM_CHUNK_LINES) as chunks,
                 open_output(output) as out,
                 open_output(alignments or "-") as links,
             ):
-                write_attention(translator, lines, out, attention_plot, links if alignments else None)
+                write_attention(translator, chunks, out, attention_plot, links if alignments else None)
             return
         # Each chunk is what has arrived when the input pauses (a full chunk from a file), so a
         # line typed or piped in alone is answered at once; the flush hands the answer on.

@@ -123,6 +123,8 @@ class TrainingState:
     rng: dict[str, torch.Tensor]  # named generator states (uint8 tensors)
     loop: dict[str, Any]  # JSON-able counters of the training loop
     task: dict[str, Any] = field(default_factory=dict)  # JSON-able state of the task's objective
+    # Where the state was computed (device type, torch threads): exactness holds on the same kind.
+    machine: dict[str, Any] = field(default_factory=dict)
 
 
 def _optimizer_to_tensors(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -161,6 +163,7 @@ def save_training_state(path: Path, state: TrainingState) -> None:
         "optimizer": json.dumps(optimizer_rest),
         "loop": json.dumps(state.loop),
         "task": json.dumps(state.task),
+        "machine": json.dumps(state.machine),
     }
     with atomic_open(path, "wb") as handle:
         handle.write(save_safetensors(tensors, metadata=metadata))
@@ -179,9 +182,10 @@ def load_training_state(run_dir: Path) -> TrainingState:
         optimizer = _optimizer_from_tensors(groups["optimizer"], json.loads(metadata["optimizer"]))
         loop = json.loads(metadata["loop"])
         task = json.loads(metadata.get("task", "{}"))
+        machine = json.loads(metadata.get("machine", "{}"))
     except (KeyError, ValueError) as error:
         raise RunDirError(f"{path}: damaged training state ({error})") from None
-    return TrainingState(groups["model"], optimizer, groups["rng"], loop, task)
+    return TrainingState(groups["model"], optimizer, groups["rng"], loop, task, machine)
 
 
 @dataclass

@@ -99,6 +99,7 @@ class Trainer:
     ):
         self.config, self.run_dir = config, Path(run_dir)
         self.loop = LoopState()
+        self.resume_notes: list[str] = []  # set by a resume: where exactness may not hold
         self.device = pick_device(device)
         self.world = distributed.current_world()
         torch.manual_seed(config.train.seed)
@@ -337,6 +338,7 @@ class Trainer:
             rng=rng,
             loop=self.loop.to_dict(),
             task=self.task.state(),
+            machine=self._machine(),
         )
         checkpoint.save_training_state(self.run_dir / checkpoint.TRAIN_STATE, state)
 
@@ -351,6 +353,11 @@ class Trainer:
             torch.cuda.set_rng_state(state.rng["cuda"], self.device)
         self.loop = LoopState.from_dict(state.loop)
         self.task.load_state(state.task)
+        self.resume_notes = _machine_differences(state.machine, self._machine())
+
+    def _machine(self) -> dict[str, object]:
+        """What the bit-exactness of a resume depends on besides the saved state."""
+        return {"device": self.device.type, "threads": torch.get_num_threads()}
 
     @classmethod
     def resume(cls, run_dir: Path, config: Config, device: str = "auto") -> Trainer:
@@ -367,6 +374,19 @@ class Trainer:
 
 
 MAX_CONSECUTIVE_NONFINITE = 10
+
+
+def _machine_differences(saved: dict[str, object], now: dict[str, object]) -> list[str]:
+    """Why a resumed run may not end bit for bit as an uninterrupted one would: the saved state
+    was computed on another device type (other kernels, other random generators) or with
+    another number of torch threads (kernels may split their sums differently)."""
+    labels = {"device": "device", "threads": "torch threads"}
+    return [
+        f"this run was saved with {labels[key]} {saved[key]} and continues with {now[key]}, so its "
+        "weights may differ slightly from an uninterrupted run's"
+        for key in labels
+        if key in saved and saved[key] != now[key]
+    ]
 
 
 class TrainingInterrupted(SeqcliError):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import ENV, run_cli
+from cli_helpers import DEFAULT_THREADS_ENV, ENV, run_cli
 from conftest import TINY_TRAIN_ARGS
 from safetensors.torch import load_file
 
@@ -37,10 +37,19 @@ def uninterrupted(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     return load_file(run_dir / checkpoint.LAST)
 
 
-def start_and_stop_after(args: list[str], run_dir: Path, step: int, sig: signal.Signals) -> int:
+@pytest.fixture(scope="module")
+def uninterrupted_default_threads(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    run_dir = tmp_path_factory.mktemp("whole-threads") / "run"
+    run_cli(*train_args(toy_dir), "--out", str(run_dir), env=DEFAULT_THREADS_ENV)
+    return load_file(run_dir / checkpoint.LAST)
+
+
+def start_and_stop_after(
+    args: list[str], run_dir: Path, step: int, sig: signal.Signals, env: dict[str, str] = ENV
+) -> int:
     """Start training, wait until the log shows `step`, send `sig`; returns the exit code."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "seqcli", *args], stderr=subprocess.PIPE, text=True, env=ENV
+        [sys.executable, "-m", "seqcli", *args], stderr=subprocess.PIPE, text=True, env=env
     )
     deadline = time.monotonic() + 120
     log = run_dir / checkpoint.LOG_FILE
@@ -73,6 +82,32 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(
     assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted)
     steps = [json.loads(x)["step"] for x in (run_dir / checkpoint.LOG_FILE).read_text().splitlines()]
     assert steps == [20, 40, 60]
+
+
+def test_at_the_default_thread_count_sigkill_then_resume_gives_the_uninterrupted_weights(
+    toy_dir: Path, tmp_path: Path, uninterrupted_default_threads: dict
+) -> None:
+    """As users run it: torch's default threads (2 on a 2-core machine), dropout and scheduled
+    sampling on, killed with no chance to save more than its last evaluation's state."""
+    run_dir = tmp_path / "run"
+    args = [*train_args(toy_dir), "--out", str(run_dir)]
+    code = start_and_stop_after(args, run_dir, 20, signal.SIGKILL, env=DEFAULT_THREADS_ENV)
+    assert code == -signal.SIGKILL
+    assert checkpoint.load_training_state(run_dir).loop["step"] in (20, 40)
+    resumed = run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
+    assert "note:" not in resumed.stderr  # same device, same threads: nothing to warn about
+    assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted_default_threads)
+
+
+def test_resume_says_when_the_thread_count_differs(toy_dir: Path, tmp_path: Path) -> None:
+    query = [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]
+    threads = int(subprocess.run(query, capture_output=True, text=True, env=DEFAULT_THREADS_ENV).stdout)
+    if threads < 2:
+        pytest.skip("one torch thread by default here: no other count to resume with")
+    run_dir = tmp_path / "run"
+    run_cli(*train_args(toy_dir), "--max-steps", "20", "--out", str(run_dir), env=DEFAULT_THREADS_ENV)
+    result = run_cli("train", "--resume", str(run_dir), "--max-steps", "40")  # one thread
+    assert f"saved with torch threads {threads} and continues with 1" in result.stderr
 
 
 def test_sigint_saves_exits_130_and_resumes_exactly(
@@ -134,3 +169,18 @@ def test_hard_attention_resume_gives_the_uninterrupted_weights(toy_dir: Path, tm
     Trainer(hard_attention_config(toy_dir, 6), split, "cpu").run(_Silent())
     Trainer.resume(split, hard_attention_config(toy_dir, 9), "cpu").run(_Silent())
     assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
+
+
+def test_hard_attention_at_the_default_thread_count_sigkill_then_resume_is_exact(
+    toy_dir: Path, tmp_path: Path
+) -> None:
+    args = [*train_args(toy_dir), "--attention", "hard", "--max-steps", "40"]
+    whole = tmp_path / "whole"
+    run_cli(*args, "--out", str(whole), env=DEFAULT_THREADS_ENV)
+    run_dir = tmp_path / "run"
+    code = start_and_stop_after(
+        [*args, "--out", str(run_dir)], run_dir, 20, signal.SIGKILL, DEFAULT_THREADS_ENV
+    )
+    assert code == -signal.SIGKILL and checkpoint.load_training_state(run_dir).loop["step"] == 20
+    run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
+    assert_same_weights(load_file(run_dir / checkpoint.LAST), load_file(whole / checkpoint.LAST))

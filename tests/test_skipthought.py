@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_cli
+from cli_helpers import DEFAULT_THREADS_ENV, run_cli
 from safetensors.torch import load_file
 from test_resume import assert_same_weights, start_and_stop_after
 
@@ -197,3 +197,17 @@ def test_ctrl_c_saves_and_resume_gives_the_uninterrupted_weights(
     assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
     assert [r["step"] for r in checkpoint.read_log(split)] == [10, 20, 30, 40, 50, 60]
     assert checkpoint.read_log(split)[-1]["valid_loss"] == checkpoint.read_log(whole)[-1]["valid_loss"]
+
+
+def test_at_the_default_thread_count_sigkill_then_resume_is_exact(
+    story: tuple[Path, list[list[str]]], tmp_path: Path
+) -> None:
+    corpus, _ = story
+    whole = tmp_path / "whole"
+    run_cli(*skip_thought_args(corpus), "--out", str(whole), env=DEFAULT_THREADS_ENV)
+    split = tmp_path / "split"
+    args = [*skip_thought_args(corpus), "--out", str(split)]
+    code = start_and_stop_after(args, split, 10, signal.SIGKILL, DEFAULT_THREADS_ENV)
+    assert code == -signal.SIGKILL
+    run_cli("train", "--resume", str(split), env=DEFAULT_THREADS_ENV)
+    assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from seqcli.cli.progress import QuietReporter, RichReporter
@@ -17,6 +18,9 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
     device = distributed.join_torchrun_job(device)  # under torchrun: one process of a data-parallel job
     if resume is not None:
         trainer = Trainer.resume(resume, config, device)
+        if distributed.current_world().is_main:
+            for note in trainer.resume_notes:
+                print(f"seqcli train: note: {note}", file=sys.stderr)
     else:
         if out is None:
             raise UsageError("--out: a new run directory is needed")

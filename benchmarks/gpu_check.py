@@ -124,7 +124,7 @@ def part(results: dict[str, Any], name: str, log: Log, work: Callable[[], dict[s
     except Exception as error:  # a failed part must not hide the others' figures
         log(f"{name} failed: {type(error).__name__}: {error}")
         results[name] = {"error": f"{type(error).__name__}: {error}"}
-    results[name]["seconds"] = round(time.perf_counter() - start, 1)
+    results[name]["seconds"] = round(time.perf_counter() - start, 3)
     log(f"{name}: {json.dumps(results[name])}")
 
 

@@ -32,14 +32,8 @@ def train_args(toy_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """As users run it: torch's default thread count (2 on a 2-core machine)."""
     run_dir = tmp_path_factory.mktemp("whole") / "run"
-    run_cli(*train_args(toy_dir), "--out", str(run_dir))
-    return load_file(run_dir / checkpoint.LAST)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted_default_threads(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    run_dir = tmp_path_factory.mktemp("whole-threads") / "run"
     run_cli(*train_args(toy_dir), "--out", str(run_dir), env=DEFAULT_THREADS_ENV)
     return load_file(run_dir / checkpoint.LAST)
 
@@ -74,21 +68,8 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(
     toy_dir: Path, tmp_path: Path, uninterrupted: dict
 ) -> None:
-    run_dir = tmp_path / "run"
-    code = start_and_stop_after([*train_args(toy_dir), "--out", str(run_dir)], run_dir, 20, signal.SIGKILL)
-    assert code == -signal.SIGKILL
-    assert checkpoint.load_training_state(run_dir).loop["step"] in (20, 40)
-    run_cli("train", "--resume", str(run_dir))
-    assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted)
-    steps = [json.loads(x)["step"] for x in (run_dir / checkpoint.LOG_FILE).read_text().splitlines()]
-    assert steps == [20, 40, 60]
-
-
-def test_at_the_default_thread_count_sigkill_then_resume_gives_the_uninterrupted_weights(
-    toy_dir: Path, tmp_path: Path, uninterrupted_default_threads: dict
-) -> None:
-    """As users run it: torch's default threads (2 on a 2-core machine), dropout and scheduled
-    sampling on, killed with no chance to save more than its last evaluation's state."""
+    """Dropout and scheduled sampling on, killed with no chance to save more than its last
+    evaluation's state, at the default thread count."""
     run_dir = tmp_path / "run"
     args = [*train_args(toy_dir), "--out", str(run_dir)]
     code = start_and_stop_after(args, run_dir, 20, signal.SIGKILL, env=DEFAULT_THREADS_ENV)
@@ -96,7 +77,9 @@ def test_at_the_default_thread_count_sigkill_then_resume_gives_the_uninterrupted
     assert checkpoint.load_training_state(run_dir).loop["step"] in (20, 40)
     resumed = run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
     assert "note:" not in resumed.stderr  # same device, same threads: nothing to warn about
-    assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted_default_threads)
+    assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted)
+    steps = [json.loads(x)["step"] for x in (run_dir / checkpoint.LOG_FILE).read_text().splitlines()]
+    assert steps == [20, 40, 60]
 
 
 def test_resume_says_when_the_thread_count_differs(toy_dir: Path, tmp_path: Path) -> None:
@@ -106,7 +89,7 @@ def test_resume_says_when_the_thread_count_differs(toy_dir: Path, tmp_path: Path
         pytest.skip("one torch thread by default here: no other count to resume with")
     run_dir = tmp_path / "run"
     run_cli(*train_args(toy_dir), "--max-steps", "20", "--out", str(run_dir), env=DEFAULT_THREADS_ENV)
-    result = run_cli("train", "--resume", str(run_dir), "--max-steps", "40")  # one thread
+    result = run_cli("train", "--resume", str(run_dir))  # one thread; nothing left to train
     assert f"saved with torch threads {threads} and continues with 1" in result.stderr
 
 
@@ -114,13 +97,14 @@ def test_sigint_saves_exits_130_and_resumes_exactly(
     toy_dir: Path, tmp_path: Path, uninterrupted: dict
 ) -> None:
     run_dir = tmp_path / "run"
-    code = start_and_stop_after([*train_args(toy_dir), "--out", str(run_dir)], run_dir, 20, signal.SIGINT)
+    args = [*train_args(toy_dir), "--out", str(run_dir)]
+    code = start_and_stop_after(args, run_dir, 20, signal.SIGINT, env=DEFAULT_THREADS_ENV)
     assert code == 130
     stderr = start_and_stop_after.stderr  # type: ignore[attr-defined]
     assert "interrupted at step" in stderr and "--resume" in stderr
     saved_step = checkpoint.load_training_state(run_dir).loop["step"]
     assert 20 <= saved_step < 60
-    run_cli("train", "--resume", str(run_dir))
+    run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
     assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted)
 
 
@@ -171,6 +155,7 @@ def test_hard_attention_resume_gives_the_uninterrupted_weights(toy_dir: Path, tm
     assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
 
 
+@pytest.mark.slow  # the baseline's resume is tested in-process above; this one as users run it
 def test_hard_attention_at_the_default_thread_count_sigkill_then_resume_is_exact(
     toy_dir: Path, tmp_path: Path
 ) -> None:

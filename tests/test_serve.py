@@ -213,7 +213,10 @@ def test_a_broken_run_directory_or_a_taken_port_is_refused_at_start(
     assert re.fullmatch(rf"seqcli: error: --host 127.0.0.1 --port {port}: .*in use\n", result.stderr)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],  # one path; Ctrl-C: slow
+)
 def test_a_signal_finishes_the_requests_in_flight_then_exits_0(
     trained_run: Path, source_lines: list[str], tmp_path: Path, sig: int
 ) -> None:

@@ -182,29 +182,38 @@ def skip_thought_args(corpus: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_skip_thought(
+    story: tuple[Path, list[list[str]]], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A whole skip-thought run at torch's default thread count, as users run it."""
+    whole = tmp_path_factory.mktemp("skip-thought") / "whole"
+    run_cli(*skip_thought_args(story[0]), "--out", str(whole), env=DEFAULT_THREADS_ENV)
+    return whole
+
+
 def test_ctrl_c_saves_and_resume_gives_the_uninterrupted_weights(
-    story: tuple[Path, list[list[str]]], tmp_path: Path
+    story: tuple[Path, list[list[str]]], tmp_path: Path, uninterrupted_skip_thought: Path
 ) -> None:
     corpus, _ = story
-    whole = tmp_path / "whole"
-    run_cli(*skip_thought_args(corpus), "--out", str(whole))
+    whole = uninterrupted_skip_thought
     split = tmp_path / "split"
-    code = start_and_stop_after([*skip_thought_args(corpus), "--out", str(split)], split, 10, signal.SIGINT)
+    args = [*skip_thought_args(corpus), "--out", str(split)]
+    code = start_and_stop_after(args, split, 10, signal.SIGINT, DEFAULT_THREADS_ENV)
     assert code == 130
     assert "interrupted at step" in start_and_stop_after.stderr  # type: ignore[attr-defined]
     assert 10 <= checkpoint.load_training_state(split).loop["step"] < 60
-    run_cli("train", "--resume", str(split))
+    run_cli("train", "--resume", str(split), env=DEFAULT_THREADS_ENV)
     assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
     assert [r["step"] for r in checkpoint.read_log(split)] == [10, 20, 30, 40, 50, 60]
     assert checkpoint.read_log(split)[-1]["valid_loss"] == checkpoint.read_log(whole)[-1]["valid_loss"]
 
 
 def test_at_the_default_thread_count_sigkill_then_resume_is_exact(
-    story: tuple[Path, list[list[str]]], tmp_path: Path
+    story: tuple[Path, list[list[str]]], tmp_path: Path, uninterrupted_skip_thought: Path
 ) -> None:
     corpus, _ = story
-    whole = tmp_path / "whole"
-    run_cli(*skip_thought_args(corpus), "--out", str(whole), env=DEFAULT_THREADS_ENV)
+    whole = uninterrupted_skip_thought
     split = tmp_path / "split"
     args = [*skip_thought_args(corpus), "--out", str(split)]
     code = start_and_stop_after(args, split, 10, signal.SIGKILL, DEFAULT_THREADS_ENV)

@@ -8,7 +8,6 @@ import pytest
 import torch
 from conftest import TINY_TRAIN_ARGS  # noqa: F401  (same tiny sizes as the CLI tests)
 
-import seqcli.translation_task as translation_module
 from seqcli.config import config_from_dict
 from seqcli.task import BatchLoss
 from seqcli.train import Trainer, TrainingDiverged
@@ -30,53 +29,6 @@ def tiny_config(toy_dir: Path, **train: object) -> object:
             "train": {"batch_tokens": 800, "eval_every": 1000, **train},
         }
     )
-
-
-def poison_losses(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int]) -> None:
-    """Make sequence_loss return NaN on the given (1-based) training calls."""
-    real = translation_module.sequence_loss
-    calls = {"n": 0}
-
-    def maybe_nan(logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-        loss = real(logits, tgt_out, label_smoothing)
-        if label_smoothing >= 0 and torch.is_grad_enabled():
-            calls["n"] += 1
-            if calls["n"] in bad_calls:
-                return loss * float("nan")
-        return loss
-
-    monkeypatch.setattr(translation_module, "sequence_loss", maybe_nan)
-
-
-def test_a_nan_step_is_skipped_counted_and_leaves_weights_alone(
-    toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    trainer = Trainer(tiny_config(toy_dir, max_steps=6), tmp_path / "run", device="cpu")  # type: ignore[arg-type]
-    poison_losses(monkeypatch, {3, 4})
-    weights = {}
-    original_update = trainer.train_update
-
-    def recording_update(micro_batches: list, step: int) -> tuple[float, int]:
-        before = [p.detach().clone() for p in trainer.model.parameters()]
-        result = original_update(micro_batches, step)
-        weights[step] = all(
-            torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
-        )
-        return result
-
-    monkeypatch.setattr(trainer, "train_update", recording_update)
-    summary = trainer.run(SilentReporter())
-    assert summary.skipped_steps == 2 and summary.steps == 6
-    assert [weights[s] for s in range(6)] == [False, False, True, True, False, False]
-
-
-def test_training_stops_naming_the_step_when_nan_persists(
-    toy_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    trainer = Trainer(tiny_config(toy_dir, max_steps=50), tmp_path / "run", device="cpu")  # type: ignore[arg-type]
-    poison_losses(monkeypatch, set(range(3, 100)))
-    with pytest.raises(TrainingDiverged, match=r"step 12: loss or gradient not finite for 10 steps in a row"):
-        trainer.run(SilentReporter())
 
 
 @pytest.fixture(scope="module")

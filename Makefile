@@ -40,8 +40,9 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy seqcli
 
+# Two workers: most tests wait on a one-thread seqcli process, so two run side by side on 2 cores.
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadscope
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow

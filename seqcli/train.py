@@ -434,17 +434,17 @@ class LoopState:
     evals_without_gain: int = 0
     skipped_steps: int = 0
     consecutive_skips: int = 0
-    elapsed_before: float = 0.0  # seconds trained in earlier sessions of this run
-    session_start: float = field(default_factory=time.monotonic)
+    elapsed_before: float = 0.0  # seconds trained before this process started or resumed the run
+    started_at: float = field(default_factory=time.monotonic)
     interval_start: float = field(default_factory=time.monotonic)
 
     def elapsed(self) -> float:
-        return self.elapsed_before + time.monotonic() - self.session_start
+        return self.elapsed_before + time.monotonic() - self.started_at
 
     def to_dict(self) -> dict[str, float | int]:
         values = asdict(self)
         values["elapsed_before"] = self.elapsed()
-        del values["session_start"], values["interval_start"]
+        del values["started_at"], values["interval_start"]
         return values
 
     @classmethod

@@ -1,5 +1,15 @@
 """Recurrent stacks (vanilla RNN, GRU, LSTM) and the state tuples they pass around.
 
+The cells are torch's, one formula each per step t (x_t the input, h_{t-1} the last state):
+  vanilla (Elman 1990):  h_t = tanh(W x_t + U h_{t-1} + b)
+  GRU (Cho et al. 2014): z, r = sigmoid(...); h~ = tanh(W x_t + U (r * h_{t-1}));
+                         h_t = (1 - z) * h~ + z * h_{t-1}
+  LSTM (Hochreiter and Schmidhuber 1997, with a forget gate, Gers et al. 2000):
+                         i, f, o = sigmoid(...); g = tanh(...); c_t = f * c_{t-1} + i * g;
+                         h_t = o * tanh(c_t)
+The LSTM's additive cell update c_t = f * c_{t-1} + ... is what lets a gradient travel back
+over many steps when f stays near 1; the vanilla cell multiplies by U and tanh' at every step.
+
 A recurrent state is always a tuple of (L, B, H) tensors: (h,) for RNN and GRU, (h, c)
 for LSTM, so that code selecting or reshaping states never needs to know the cell.
 """

@@ -2,7 +2,7 @@
 
 The cells are torch's, one formula each per step t (x_t the input, h_{t-1} the last state):
   vanilla (Elman 1990):  h_t = tanh(W x_t + U h_{t-1} + b)
-  GRU (Cho et al. 2014): z, r = sigmoid(...); h~ = tanh(W x_t + U (r * h_{t-1}));
+  GRU (Cho et al. 2014): z, r = sigmoid(...); h~ = tanh(W x_t + r * (U h_{t-1}));
                          h_t = (1 - z) * h~ + z * h_{t-1}
   LSTM (Hochreiter and Schmidhuber 1997, with a forget gate, Gers et al. 2000):
                          i, f, o = sigmoid(...); g = tanh(...); c_t = f * c_{t-1} + i * g;

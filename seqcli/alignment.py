@@ -56,29 +56,36 @@ def forced_attention(
     return [weights[b, : len(t) + 1, : len(s)] for b, (s, t) in enumerate(zip(src_ids, tgt_ids, strict=True))]
 
 
+def best_attention(
+    translator: Translator, src_ids: list[list[int]], best: list[list[int]]
+) -> dict[int, np.ndarray]:
+    """`forced_attention` of each non-empty source with its best hypothesis, batch by batch:
+    line index -> (len(best) + 1, len(src)) weights."""
+    present = [i for i, ids in enumerate(src_ids) if ids]
+    weights: dict[int, np.ndarray] = {}
+    for start in range(0, len(present), translator.decode.batch_size):
+        rows = present[start : start + translator.decode.batch_size]
+        found = forced_attention(translator, [src_ids[i] for i in rows], [best[i] for i in rows])
+        weights.update(zip(rows, found, strict=True))
+    return weights
+
+
 def attend_chunk(translator: Translator, chunk: list[str]) -> Iterator[AttentionRecord | None]:
     """The best translation of each line with its attention; None for an empty line."""
-    decode = translator.decode
-    if chunk:
-        src_ids = translator.src_tokenizer.encode(chunk)
-        best = [hyps[0].tokens for hyps in translator.translate_ids(src_ids, decode)]
-        texts = translator.tgt_tokenizer.decode(best)
-        present = [i for i, s in enumerate(src_ids) if s]
-        weights: dict[int, np.ndarray] = {}
-        for start in range(0, len(present), decode.batch_size):
-            rows = present[start : start + decode.batch_size]
-            found = forced_attention(translator, [src_ids[i] for i in rows], [best[i] for i in rows])
-            weights.update(zip(rows, found, strict=True))
-        for i, ids in enumerate(src_ids):
-            if not ids:
-                yield None
-                continue
-            yield AttentionRecord(
-                texts[i],
-                translator.src_tokenizer.ids_to_pieces(ids),
-                translator.tgt_tokenizer.ids_to_pieces(best[i]),
-                weights[i],
-            )
+    src_ids = translator.src_tokenizer.encode(chunk)
+    best = [hyps[0].tokens for hyps in translator.translate_ids(src_ids, translator.decode)]
+    texts = translator.tgt_tokenizer.decode(best)
+    weights = best_attention(translator, src_ids, best)
+    for i, ids in enumerate(src_ids):
+        if not ids:
+            yield None
+            continue
+        yield AttentionRecord(
+            texts[i],
+            translator.src_tokenizer.ids_to_pieces(ids),
+            translator.tgt_tokenizer.ids_to_pieces(best[i]),
+            weights[i],
+        )
 
 
 def pharaoh(weights: np.ndarray) -> str:

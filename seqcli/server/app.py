@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from seqcli import __version__
-from seqcli.alignment import forced_attention, pharaoh
+from seqcli.alignment import best_attention, pharaoh
 from seqcli.config import DecodeConfig
 from seqcli.ensemble import Ensemble
 from seqcli.errors import ConfigError
@@ -116,15 +116,10 @@ def search_lines(translator: Translator, lines: list[str], options: SearchOption
         ]
         translations.append({"text": found[0]["text"], "hypotheses": found})
     if options.alignments:
-        best = [hyps[0].tokens for hyps in results]
-        present = [i for i, ids in enumerate(src_ids) if ids]
-        for translation in translations:
-            translation["alignment"] = ""  # an empty line aligns nothing
-        for start in range(0, len(present), decode.batch_size):
-            rows = present[start : start + decode.batch_size]
-            weights = forced_attention(translator, [src_ids[i] for i in rows], [best[i] for i in rows])
-            for i, matrix in zip(rows, weights, strict=True):
-                translations[i]["alignment"] = pharaoh(matrix[:-1])  # the end-of-sentence row aligns nothing
+        weights = best_attention(translator, src_ids, [hyps[0].tokens for hyps in results])
+        for i, translation in enumerate(translations):  # an empty line aligns nothing
+            # The end-of-sentence row aligns nothing either.
+            translation["alignment"] = pharaoh(weights[i][:-1]) if i in weights else ""
     return translations
 
 

@@ -54,8 +54,7 @@ def teacher_forced(
         return whole_sequence(decoder, tgt_in, state, memory, real, run_rnn)
     if use_gold is None and real is not None:
         return shrinking_steps(decoder, tgt_in, state, memory, real)
-    output = decoder.unroll(tgt_in, state, memory, use_gold)
-    return output if real is None else DecoderOutput(output.logits[real], output.choice)
+    return decoder.unroll(tgt_in, state, memory, use_gold).at(real)
 
 
 def use_fast_paths_(model: nn.Module) -> None:

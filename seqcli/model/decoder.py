@@ -88,6 +88,10 @@ class DecoderOutput:
     logits: Tensor
     choice: PositionChoice | None = None
 
+    def at(self, real: Tensor | None) -> DecoderOutput:
+        """The logits of the positions in real (B, T) only, (N, V) in row order; all for None."""
+        return self if real is None else DecoderOutput(self.logits[real], self.choice)
+
 
 class Bridge(nn.Module):
     """Start the decoder from the encoder's final states: learned (tanh layer), as is, or zeros."""

@@ -69,8 +69,7 @@ class Seq2Seq(nn.Module):
         state, memory = self.encode(src, src_lengths)
         if self.fast:
             return dispatch.teacher_forced(self.decoder, tgt_in, state, memory, use_gold, real)
-        output = self.decoder.unroll(tgt_in, state, memory, use_gold)  # (B, T, V)
-        return output if real is None else DecoderOutput(output.logits[real], output.choice)
+        return self.decoder.unroll(tgt_in, state, memory, use_gold).at(real)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """Search step: prev_tokens (N,) -> log-probabilities (N, V) and the next state."""

@@ -86,13 +86,8 @@ def triple_batches(triples: list[Triple], batch_tokens: int, seed: int) -> list[
     return bucket_batches(proxies, batch_tokens, seed)
 
 
-def skip_thought_loss(model: SkipThought, batch: TripleBatch, label_smoothing: float) -> Tensor:
+def skip_thought_loss(output: SkipThoughtOutput, batch: TripleBatch, label_smoothing: float) -> Tensor:
     """The summed cross-entropy of both decoders (a scalar)."""
-    output = model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
-    return _decoders_loss(output, batch, label_smoothing)
-
-
-def _decoders_loss(output: SkipThoughtOutput, batch: TripleBatch, label_smoothing: float) -> Tensor:
     return sequence_loss(output.previous, batch.previous_out, label_smoothing) + sequence_loss(
         output.next, batch.next_out, label_smoothing
     )
@@ -148,7 +143,7 @@ class SkipThoughtTask:
         batch = collate_triples(list(items), self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.setting.use_bf16):
             output = model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
-        loss_sum = _decoders_loss(output, batch, self.config.train.label_smoothing)
+        loss_sum = skip_thought_loss(output, batch, self.config.train.label_smoothing)
         return BatchLoss(loss_sum, batch.n_tgt_tokens, loss_sum)
 
     def gold_probability(self, step: int) -> float:
@@ -161,7 +156,8 @@ class SkipThoughtTask:
         total, tokens = 0.0, 0
         for indices in triple_batches(self.valid_triples, self.config.train.batch_tokens, seed=0):
             batch = collate_triples([self.valid_triples[i] for i in indices], self.device)
-            total += skip_thought_loss(self.model, batch, 0.0).item()
+            output = self.model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
+            total += skip_thought_loss(output, batch, 0.0).item()
             tokens += batch.n_tgt_tokens
         self.model.train()
         return total / max(tokens, 1)

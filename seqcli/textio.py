@@ -117,32 +117,32 @@ def open_output(path: Path | str) -> Iterator[TextIO]:
 
 
 @contextmanager
-def open_input(path: Path | str) -> Iterator[Iterator[str]]:
-    """Checked lines from a file or stdin, streamed."""
+def _open_binary(path: Path | str, buffering: int = -1) -> Iterator[tuple[BinaryIO, str]]:
+    """stdin for '-', otherwise the file opened for reading; with the name errors should use."""
     if str(path) == STDIO:
-        yield iter_lines(sys.stdin.buffer, "<stdin>")
+        yield sys.stdin.buffer, "<stdin>"
         return
     try:
-        handle = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+        handle = open(path, "rb", buffering=buffering)  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     with handle:
-        yield iter_lines(handle, str(path))
+        yield cast(BinaryIO, handle), str(path)
+
+
+@contextmanager
+def open_input(path: Path | str) -> Iterator[Iterator[str]]:
+    """Checked lines from a file or stdin, streamed."""
+    with _open_binary(path) as (stream, source):
+        yield iter_lines(stream, source)
 
 
 @contextmanager
 def open_input_chunks(path: Path | str, max_lines: int) -> Iterator[Iterator[list[str]]]:
     """Checked lines from a file or stdin, in chunks of at most max_lines, each handed on as
     soon as the input pauses (see `read_chunks`)."""
-    if str(path) == STDIO:
-        yield read_chunks(sys.stdin.buffer, "<stdin>", max_lines)
-        return
-    try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by the with below)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    with handle:
-        yield read_chunks(handle, str(path), max_lines)
+    with _open_binary(path, buffering=0) as (stream, source):
+        yield read_chunks(stream, source, max_lines)
 
 
 def read_chunks(stream: BinaryIO, source: str, max_lines: int) -> Iterator[list[str]]:

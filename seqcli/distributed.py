@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import islice
 from typing import TypeVar
 
 import torch
@@ -173,26 +172,6 @@ def scale_gradients(model: nn.Module, factor: float) -> None:
     for parameter in model.parameters():
         if parameter.grad is not None:
             parameter.grad.mul_(factor)
-
-
-def translate_in_shares(
-    translate: Callable[[Iterable[str]], Iterable[str]],
-    lines: Iterable[str],
-    world: World,
-    lines_per_rank: int,
-) -> Iterator[str]:
-    """`translate_chunks_in_shares` over a stream read in rounds of lines_per_rank lines per process.
-
-    translate: one output line per input line, e.g. Translator.translate_stream, which a
-    world of one is handed the whole stream.
-    """
-    if not world.is_distributed:
-        yield from translate(lines)
-        return
-    iterator = iter(lines)
-    rounds = iter(lambda: list(islice(iterator, lines_per_rank * world.size)), [])
-    for translations in translate_chunks_in_shares(lambda chunk: list(translate(chunk)), rounds, world):
-        yield from translations
 
 
 def translate_chunks_in_shares(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from cli_helpers import run_cli
 from safetensors.torch import load_file
 
 from seqcli import distributed
-from seqcli.distributed import World, _interleave, shard_updates, torchrun_job, translate_in_shares
+from seqcli.distributed import World, _interleave, shard_updates, torchrun_job, translate_chunks_in_shares
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
 from seqcli.toydata import ToySplitSizes, write_toy_corpus
 
@@ -49,15 +48,16 @@ def test_lines_dealt_out_to_three_ranks_come_back_in_order() -> None:
         assert list(_interleave(shares)) == lines
 
 
-def test_a_world_of_one_translates_the_stream_in_one_piece() -> None:
+def test_a_world_of_one_translates_each_chunk_in_one_piece() -> None:
     calls: list[list[str]] = []
 
-    def shout(lines: Iterable[str]) -> Iterator[str]:
-        calls.append(list(lines))
-        return (line.upper() for line in calls[-1])
+    def shout(lines: list[str]) -> list[str]:
+        calls.append(lines)
+        return [line.upper() for line in lines]
 
-    assert list(translate_in_shares(shout, ["a", "b", "c"], World(), lines_per_rank=2)) == ["A", "B", "C"]
-    assert calls == [["a", "b", "c"]]
+    chunks = [["a", "b"], ["c"]]
+    assert list(translate_chunks_in_shares(shout, chunks, World())) == [["A", "B"], ["C"]]
+    assert calls == [["a", "b"], ["c"]]
 
 
 def test_a_torchrun_job_is_left_once_on_every_normal_exit_and_never_after_an_error(

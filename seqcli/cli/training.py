@@ -15,19 +15,21 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
     from seqcli import distributed
     from seqcli.train import Trainer
 
-    device = distributed.join_torchrun_job(device)  # under torchrun: one process of a data-parallel job
-    if resume is not None:
-        trainer = Trainer.resume(resume, config, device)
-        if distributed.current_world().is_main:
-            for note in trainer.resume_notes:
+    # Under torchrun: one process of a data-parallel job, left once training has ended.
+    with distributed.torchrun_job(device) as device:
+        is_main = distributed.current_world().is_main
+        if resume is not None:
+            trainer = Trainer.resume(resume, config, device)
+            for note in trainer.resume_notes if is_main else []:
                 print(f"seqcli train: note: {note}", file=sys.stderr)
-    else:
-        if out is None:
-            raise UsageError("--out: a new run directory is needed")
-        if out.exists() and any(out.iterdir()):
-            raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
-        trainer = Trainer(config, out, device)
-    with RichReporter() if distributed.current_world().is_main else QuietReporter() as reporter:
-        trainer.run(reporter)
-    del trainer  # DistributedDataParallel must go before the process group it uses
-    distributed.leave_torchrun_job()
+        else:
+            if out is None:
+                raise UsageError("--out: a new run directory is needed")
+            if out.exists() and any(out.iterdir()):
+                raise UsageError(
+                    f"--out {out}: directory exists and is not empty; choose a new run directory"
+                )
+            trainer = Trainer(config, out, device)
+        with RichReporter() if is_main else QuietReporter() as reporter:
+            trainer.run(reporter)
+        del trainer  # DistributedDataParallel must go before the process group it uses

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import run_cli
+from test_training import SilentReporter
 
 from seqcli import checkpoint
 from seqcli.config import Config, DecodeConfig, ModelConfig, config_from_dict
@@ -184,13 +185,6 @@ def test_bf16_autocast_trains_and_translates(
     translator.use_bf16()
     lines = (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()[:8]
     assert len(translator.translate_lines(lines, beam_size=3)) == len(lines)
-
-
-class SilentReporter:
-    def on_start(self, max_steps: int, info: dict[str, object]) -> None: ...
-    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None: ...
-    def on_evaluation(self, evaluation: object) -> None: ...
-    def on_end(self, summary: object) -> None: ...
 
 
 def resume_config(toy_dir: Path, max_steps: int) -> Config:

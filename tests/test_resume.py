@@ -13,6 +13,7 @@ import pytest
 from cli_helpers import DEFAULT_THREADS_ENV, ENV, run_cli
 from conftest import TINY_TRAIN_ARGS
 from safetensors.torch import load_file
+from test_training import SilentReporter
 
 from seqcli import checkpoint
 from seqcli.config import Config, config_from_dict
@@ -120,13 +121,6 @@ def test_out_and_resume_are_exclusive(tmp_path: Path) -> None:
     assert result.returncode == 2 and "give exactly one" in result.stderr
 
 
-class _Silent:
-    def on_start(self, max_steps: int, info: dict[str, object]) -> None: ...
-    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None: ...
-    def on_evaluation(self, evaluation: object) -> None: ...
-    def on_end(self, summary: object) -> None: ...
-
-
 def hard_attention_config(toy_dir: Path, max_steps: int) -> Config:
     return config_from_dict(
         {
@@ -148,10 +142,10 @@ def test_hard_attention_resume_gives_the_uninterrupted_weights(toy_dir: Path, tm
     # REINFORCE's baseline is a running average of past rewards: without it in the saved
     # state, the first updates after a resume would weigh the sampled positions differently.
     whole = tmp_path / "whole"
-    Trainer(hard_attention_config(toy_dir, 9), whole, "cpu").run(_Silent())
+    Trainer(hard_attention_config(toy_dir, 9), whole, "cpu").run(SilentReporter())
     split = tmp_path / "split"
-    Trainer(hard_attention_config(toy_dir, 6), split, "cpu").run(_Silent())
-    Trainer.resume(split, hard_attention_config(toy_dir, 9), "cpu").run(_Silent())
+    Trainer(hard_attention_config(toy_dir, 6), split, "cpu").run(SilentReporter())
+    Trainer.resume(split, hard_attention_config(toy_dir, 9), "cpu").run(SilentReporter())
     assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
 
 

@@ -1,0 +1,1 @@
+"""The claims of the classic recurrent literature, measured by seqcli over seeds."""

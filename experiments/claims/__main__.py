@@ -1,0 +1,215 @@
+"""Run the claims experiments and write docs/experiments.md.
+
+    .venv/bin/python -m experiments.claims all --work runs/claims
+    .venv/bin/python -m experiments.claims beam --work runs/claims      # one experiment alone
+    .venv/bin/python -m experiments.claims report --work runs/claims    # only rewrite the report
+
+Each experiment writes WORK/<name>/results.json (with its wall-clock seconds); `report` builds
+the Markdown and figures from whatever results exist, and puts the hand-written readings of
+experiments/claims/readings.md in place of each `READING: name` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from experiments.claims.common import REPO, load_json, log, write_json
+from experiments.claims.multi30k import shared_data
+
+READINGS = Path(__file__).with_name("readings.md")
+
+# part -> (module, runner, section). Runners take (work, seeds, workers, tiny), and the data
+# directory too where they read Multi30k; sections take (results, figures directory).
+EXPERIMENTS = {
+    "memory": ("memory", "run", "section"),
+    "bottleneck": ("real", "run_bottleneck", "section_bottleneck"),
+    "length": ("synthetic", "run_length", "section_length"),
+    "soft-hard": ("real", "run_soft_hard", "section_soft_hard"),
+    "sampling": ("real", "run_sampling", "section_sampling"),
+    "beam": ("real", "run_beam", "section_beam"),
+    "directions": ("synthetic", "run_directions", "section_directions"),
+    "directions-multi30k": ("real", "run_directions", "section_directions"),
+    "skipthought": ("skipthought", "run", "section"),
+}
+READS_MULTI30K = {"bottleneck", "soft-hard", "sampling", "beam", "directions-multi30k"}
+
+
+def _function(part: str, which: int) -> Callable[..., Any]:
+    module = importlib.import_module(f"experiments.claims.{EXPERIMENTS[part][0]}")
+    return getattr(module, EXPERIMENTS[part][which])  # type: ignore[no-any-return]
+
+
+# Sub-commands: one per numbered experiment; each runs the parts listed.
+COMMANDS = {
+    "memory": ["memory"],
+    "bottleneck": ["bottleneck", "length"],
+    "soft-hard": ["soft-hard"],
+    "sampling": ["sampling"],
+    "beam": ["beam"],
+    "directions": ["directions", "directions-multi30k"],
+    "skipthought": ["skipthought"],
+}
+HEADINGS = {
+    "bottleneck": ["## 2. The fixed-vector bottleneck: attention none vs additive vs general", ""],
+    "directions": ["## 6. Bidirectional vs unidirectional encoder", ""],
+}
+
+
+def results_path(work: Path, part: str) -> Path:
+    return work / "results" / f"{part}.json"
+
+
+def run_part(part: str, work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> None:
+    runner = _function(part, 1)
+    start = time.monotonic()
+    load_before = os.getloadavg()[0]
+    extra = (data,) if part in READS_MULTI30K else ()
+    results = runner(work, seeds, workers, tiny, *extra)
+    results["wall_seconds"] = round(time.monotonic() - start, 1)
+    results["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    results["workers"] = workers
+    write_json(results_path(work, part), results)
+    log(f"{part}: {results['wall_seconds']:.0f} s")
+
+
+def readings() -> dict[str, list[str]]:
+    """The hand-written reading of each experiment: '## name' sections of readings.md."""
+    if not READINGS.exists():
+        return {}
+    found: dict[str, list[str]] = {}
+    name = ""
+    for line in READINGS.read_text(encoding="utf-8").splitlines():
+        if match := re.fullmatch(r"## (\S+)", line):
+            name = match.group(1)
+            found[name] = []
+        elif name:
+            found[name].append(line)
+    return {k: [*_strip(v)] for k, v in found.items()}
+
+
+def _strip(lines: list[str]) -> list[str]:
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def report(work: Path, out: Path, figures: Path) -> list[str]:
+    texts = readings()
+    grid = load_json(work / "multi30k" / "grid.json") if (work / "multi30k" / "grid.json").exists() else None
+    lines = [
+        "# The classic claims, measured by seqcli",
+        "",
+        "Each claim of the recurrent lineage measured with seqcli's own library, every configuration over",
+        "several seeds: tables give mean ± sample standard deviation over the seeds, figures the mean with",
+        "a band from the lowest to the highest seed. Models are small and trained for minutes on a CPU, so",
+        "they show what these settings show, not what the papers showed at scale.",
+        "",
+        "Reproduce everything (about the run times below in all; each experiment can be rerun alone with its",
+        "own sub-command, and finished models are reused):",
+        "",
+        "```sh",
+        ".venv/bin/python -m experiments.claims all --work runs/claims",
+        "```",
+        "",
+    ]
+    if grid:
+        lines += [
+            f"Experiments 2-6 read one grid of Multi30k de->en models ({grid['runs']} runs: "
+            f"{grid['configurations']} configurations x {len(grid['seeds'])} seeds,"
+            f" {grid['steps']} updates each);"
+            f" training them took {_minutes(grid['wall_seconds'])} of wall-clock time,"
+            f" {grid['workers']} runs at a time with one torch thread each.",
+            "",
+        ]
+    lines += [*texts.get("machine", []), ""]
+    for command, parts in COMMANDS.items():
+        found = [(p, load_json(results_path(work, p))) for p in parts if results_path(work, p).exists()]
+        if not found:
+            continue
+        lines += HEADINGS.get(command, [])
+        for part, results in found:
+            for line in _function(part, 2)(results, figures):
+                if line.startswith("READING: "):
+                    lines += texts.get(line.removeprefix("READING: ").strip(), ["(no reading written yet)"])
+                else:
+                    lines.append(line)
+            lines += [
+                "",
+                f"Run time: {_minutes(results['wall_seconds'])} ({results['workers']} worker processes,"
+                f" load average {results['load_average'][0]} before, {results['load_average'][1]} after);"
+                f" reproduce: `.venv/bin/python -m experiments.claims {command} --work runs/claims`.",
+                "",
+            ]
+        if command in texts:
+            lines += ["**Reading.**", "", *texts[command], ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return lines
+
+
+def train_grid_command(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> None:
+    """Train every Multi30k model the experiments read, recording the wall-clock time."""
+    from experiments.claims.multi30k import train_grid, variants
+    from experiments.claims.real import settings
+
+    steps = settings(tiny)["steps"]
+    start = time.monotonic()
+    records = train_grid(list(variants(steps)), seeds, steps, work, data, workers, tiny)
+    grid = {
+        "runs": len(records),
+        "configurations": len(variants(steps)),
+        "seeds": seeds,
+        "steps": steps,
+        "workers": workers,
+        "wall_seconds": round(time.monotonic() - start, 1),
+        "run_seconds": sum(r["seconds"] for r in records.values()),
+    }
+    path = work / "multi30k" / "grid.json"
+    if path.exists() and grid["wall_seconds"] < load_json(path)["wall_seconds"]:
+        grid["wall_seconds"] = load_json(path)["wall_seconds"]  # models were reused: keep the real time
+    write_json(path, grid)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["all", "train", "report", *COMMANDS])
+    parser.add_argument("--work", type=Path, default=Path("runs/claims"))
+    parser.add_argument("--report", type=Path, default=REPO / "docs" / "experiments.md")
+    parser.add_argument("--figures", type=Path, default=None, help="Default: figures/ beside the report.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--workers", type=int, default=2, help="Models trained at a time (one thread each).")
+    parser.add_argument("--data", type=Path, default=None, help="Multi30k directory (default: shared data).")
+    parser.add_argument("--tiny", action="store_true", help="A smoke run of seconds: tiny data and models.")
+    args = parser.parse_args(argv)
+    data = args.data or shared_data()
+    figures = args.figures or args.report.parent / "figures"
+    needs_data = args.command in ("all", "train", "bottleneck", "soft-hard", "sampling", "beam", "directions")
+    if needs_data and not (data / "train.de").exists():
+        sys.exit(f"error: --data: {data / 'train.de'} not found (Multi30k with train/valid/test2016 .de/.en)")
+    if args.command in ("all", "train"):
+        train_grid_command(args.work, args.seeds, args.workers, args.tiny, data)
+    for command, parts in COMMANDS.items():
+        if args.command in ("all", command):
+            for part in parts:
+                run_part(part, args.work, args.seeds, args.workers, args.tiny, data)
+    if args.command != "train":
+        report(args.work, args.report, figures)
+        log(f"wrote {args.report}")
+
+
+if __name__ == "__main__":
+    main()

@@ -36,6 +36,7 @@ EXPERIMENTS = {
     "sampling": ("real", "run_sampling", "section_sampling"),
     "beam": ("real", "run_beam", "section_beam"),
     "directions": ("synthetic", "run_directions", "section_directions"),
+    "dates": ("dates", "run", "section"),
     "directions-multi30k": ("real", "run_directions", "section_directions"),
     "skipthought": ("skipthought", "run", "section"),
 }
@@ -54,7 +55,7 @@ COMMANDS = {
     "soft-hard": ["soft-hard"],
     "sampling": ["sampling"],
     "beam": ["beam"],
-    "directions": ["directions", "directions-multi30k"],
+    "directions": ["directions", "dates", "directions-multi30k"],
     "skipthought": ["skipthought"],
 }
 HEADINGS = {

@@ -17,9 +17,11 @@ from experiments.claims.common import REPO, in_workers, log, train_model
 
 RECIPE = REPO / "configs" / "multi30k-de-en-cpu.toml"
 GOLD_FLOOR = 0.75  # scheduled sampling: the gold-token probability at the end of the decay
-# The schedules the grid trains with each sampling mode (exponential decay, a third shape close to
-# linear at this floor, is left out to keep the grid inside its time budget).
-SCHEDULES = ("linear", "inverse_sigmoid")
+# The scheduled-sampling runs: (mode, schedule). Each mode with the linear decay, and the parallel
+# mode with the inverse sigmoid too; the rest of the 2 x 3 table (exponential decay, and the
+# sequential mode's other schedules, about 1.4x the cost of a parallel run) would not fit the
+# grid's time budget.
+SAMPLED = (("sequential", "linear"), ("parallel", "linear"), ("parallel", "inverse_sigmoid"))
 TINY_MODEL = {"embedding_size": 16, "hidden_size": 32}  # smoke runs: the recipe's shape, tiny sizes
 
 
@@ -59,15 +61,12 @@ def variants(steps: int) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Name -> (model changes, train changes) on top of the recipe."""
     runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "general": ({}, {}),
-        "additive": ({"attention": "additive"}, {}),
         "none": ({"attention": "none"}, {}),
         "hard": ({"attention": "hard"}, {}),
         "unidirectional": ({"bidirectional": False}, {}),
     }
-    for mode in ("sequential", "parallel"):
-        for name in SCHEDULES:
-            schedule = schedules(steps)[name]
-            runs[f"ss-{mode}-{name}"] = ({}, {**schedule, "scheduled_sampling": mode})
+    for mode, name in SAMPLED:
+        runs[f"ss-{mode}-{name}"] = ({}, {**schedules(steps)[name], "scheduled_sampling": mode})
     return runs
 
 

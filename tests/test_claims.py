@@ -1,0 +1,88 @@
+"""The claims report: Multi30k-grid experiments in a tiny setting, and the report assembly."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `experiments` lives at the repository root
+
+from experiments.claims import __main__ as claims  # noqa: E402
+from experiments.claims.multi30k import GOLD_FLOOR, schedules, variants  # noqa: E402
+from seqcli.teacher import TeacherForcingSchedule  # noqa: E402
+from seqcli.toydata import ToySplitSizes, write_toy_corpus  # noqa: E402
+
+
+def test_every_schedule_reaches_the_floor_at_four_fifths_of_training() -> None:
+    steps = 800
+    for name, train in schedules(steps).items():
+        schedule = TeacherForcingSchedule(
+            kind=train["teacher_forcing"],
+            minimum=train.get("tf_min", 0.0),
+            slope=train.get("tf_slope", 1e-4),
+            k=train.get("tf_k", 0.9999),
+        )
+        assert schedule.gold_probability(0) > 0.99, name
+        assert schedule.gold_probability(steps // 2) > GOLD_FLOOR + 0.05, name
+        assert schedule.gold_probability(4 * steps // 5) == pytest.approx(GOLD_FLOOR, abs=0.005), name
+
+
+def test_each_grid_run_changes_one_thing() -> None:
+    runs = variants(800)
+    assert runs["general"] == ({}, {})
+    changed = [(len(model) + len(train)) for name, (model, train) in runs.items() if name != "general"]
+    assert all(n >= 1 for n in changed)
+    assert all(len(model) <= 1 for model, _ in runs.values())
+
+
+@pytest.fixture
+def multi30k_like(tmp_path: Path) -> Path:
+    """The dates task under Multi30k's file names: train/valid/test2016 .de -> .en."""
+    raw = tmp_path / "raw"
+    write_toy_corpus(raw, ToySplitSizes(train=120, valid=8, test=12), seed=1)
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, name in (("train", "train"), ("valid", "valid"), ("test", "test2016")):
+        shutil.copy(raw / f"{split}.src", data / f"{name}.de")
+        shutil.copy(raw / f"{split}.tgt", data / f"{name}.en")
+    return data
+
+
+def test_tiny_grid_experiments_write_the_report(
+    multi30k_like: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readings = tmp_path / "readings.md"
+    readings.write_text("## beam\n\nA hand-written reading of the beam table.\n", encoding="utf-8")
+    monkeypatch.setattr(claims, "READINGS", readings)
+    work, report = tmp_path / "work", tmp_path / "docs" / "experiments.md"
+    common = ["--work", str(work), "--report", str(report), "--data", str(multi30k_like)]
+    for command in ("bottleneck", "soft-hard", "sampling", "beam"):
+        claims.main([command, "--tiny", "--seeds", "1", "2", "--workers", "1", *common])
+    text = report.read_text(encoding="utf-8")
+    for heading in (
+        "## 2. The fixed-vector bottleneck",
+        "## 3. Soft vs hard",
+        "## 4. Teacher forcing",
+        "## 5.",
+    ):
+        assert heading in text
+    assert "A hand-written reading of the beam table." in text
+    assert "(no reading written yet)" not in text.split("## 5.")[1]
+    assert "reproduce: `.venv/bin/python -m experiments.claims beam --work runs/claims`" in text
+    for figure in ("bottleneck-multi30k", "soft-hard", "scheduled-sampling", "beam"):
+        assert (tmp_path / "docs" / "figures" / f"{figure}.png").stat().st_size > 1000
+    # Two seeds: every cell of the grid tables is a mean ± spread.
+    row = next(line for line in text.splitlines() if line.startswith("| teacher forcing only |"))
+    assert row.count("±") >= 5
+    # The sampling table has one row per scheduled-sampling run of the grid.
+    assert sum(line.startswith(("| sequential,", "| parallel,")) for line in text.splitlines()) == 3
+
+
+def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        claims.main(["beam", "--work", str(tmp_path / "w"), "--data", str(tmp_path / "nowhere")])
+    assert str(tmp_path / "nowhere" / "train.de") in str(exit_info.value)
+    assert not (tmp_path / "w").exists()

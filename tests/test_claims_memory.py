@@ -1,0 +1,179 @@
+"""The memory-over-distance experiment: its task, its stepped encoder and a tiny run end to end."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the experiments package
+
+from experiments.claims import memory  # noqa: E402
+from seqcli.config import ModelConfig, config_from_dict  # noqa: E402
+from seqcli.corpus import Batch  # noqa: E402
+from seqcli.model.encoder import Encoder  # noqa: E402
+from seqcli.model.seq2seq import Seq2Seq  # noqa: E402
+from seqcli.textio import read_lines  # noqa: E402
+from seqcli.train import Trainer  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """As the experiment runs (and faster on a busy machine); restored for other modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pair_has_keys_then_distractors_and_the_keys_as_target() -> None:
+    rng = random.Random(3)
+    for distance in (1, 4, 17):
+        src, tgt = memory.make_pair(rng, distance)
+        symbols = src.split()
+        assert len(symbols) == memory.N_KEYS + distance
+        assert all(s in memory.KEYS for s in symbols[: memory.N_KEYS])
+        assert all(s in memory.DISTRACTORS for s in symbols[memory.N_KEYS :])
+        assert tgt.split() == symbols[: memory.N_KEYS]
+        assert memory.distance_of(src) == distance
+
+
+def test_task_splits_hold_the_setting_distances(tmp_path: Path) -> None:
+    setting = memory.TINY
+    memory.write_task(tmp_path, setting)
+    test = [memory.distance_of(s) for s in read_lines(tmp_path / "test.src")]
+    assert sorted(set(test)) == list(setting.test_distances)
+    assert all(test.count(d) == setting.test_pairs for d in setting.test_distances)
+    gradient = [memory.distance_of(s) for s in read_lines(tmp_path / "gradient.src")]
+    assert gradient == [max(setting.test_distances)] * setting.gradient_pairs
+    train = [memory.distance_of(s) for s in read_lines(tmp_path / "train.src")]
+    assert len(train) == setting.train_pairs and 1 <= min(train) and max(train) <= setting.max_distance
+    for src, tgt in zip(read_lines(tmp_path / "train.src"), read_lines(tmp_path / "train.tgt"), strict=True):
+        assert tgt.split() == src.split()[: memory.N_KEYS]
+
+
+@pytest.mark.parametrize("cell", memory.CELLS)
+def test_stepped_runner_equals_the_packed_runner(cell: str) -> None:
+    torch.manual_seed(0)
+    encoder = Encoder(cell, 20, 8, 16, 1, False, 0.0, 0.0, 0)
+    src = torch.randint(4, 20, (5, 12))  # (B, S), no padding
+    lengths = torch.full((5,), 12)
+
+    def outputs_and_gradients() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        encoder.zero_grad()
+        encoded = encoder(src, lengths)
+        (encoded.states.square().sum() + sum(f.sum() for f in encoded.final)).backward()
+        grads = [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
+        return [encoded.states.detach(), *(f.detach() for f in encoded.final)], grads
+
+    packed, packed_grads = outputs_and_gradients()
+    runner = memory.SteppedRunner()
+    encoder.run_rnn = runner
+    stepped, stepped_grads = outputs_and_gradients()
+    assert len(runner.states) == 12
+    for a, b in zip(packed, stepped, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    for a, b in zip(packed_grads, stepped_grads, strict=True):  # sums of many terms: relative
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_stepped_runner_refuses_padding() -> None:
+    encoder = Encoder("gru", 20, 8, 16, 1, False, 0.0, 0.0, 0)
+    encoder.run_rnn = memory.SteppedRunner()
+    with pytest.raises(ValueError, match="one length"):
+        encoder(torch.randint(4, 20, (2, 6)), torch.tensor([6, 4]))
+
+
+def fixed_length_batch(size: int, distance: int) -> Batch:
+    """Random keys and distractors as ids (keys 4-11, distractors 12-19), all one length."""
+    keys = torch.randint(4, 12, (size, memory.N_KEYS))
+    src = torch.cat([keys, torch.randint(12, 20, (size, distance))], dim=1)  # (B, S)
+    bos, eos = torch.full((size, 1), 2), torch.full((size, 1), 3)
+    return Batch(src, torch.full((size,), src.size(1)), torch.cat([bos, keys], 1), torch.cat([keys, eos], 1))
+
+
+def small_model(cell: str) -> Seq2Seq:
+    torch.manual_seed(1)
+    config = ModelConfig(**{**memory.MODEL, "cell": cell})  # type: ignore[arg-type]
+    return Seq2Seq(config, 20, 20, fast=False)
+
+
+@pytest.mark.parametrize("cell", memory.CELLS)
+def test_gradient_reaches_every_encoder_step(cell: str) -> None:
+    norms = memory.gradient_norms(small_model(cell), fixed_length_batch(4, 60))
+    assert len(norms) == memory.N_KEYS + 60
+    assert all(n > 0 and torch.isfinite(torch.tensor(n)) for n in norms)
+    assert norms[50] < norms[0]  # at initialisation the gradient fades with the steps back
+
+
+def test_gradient_norms_are_the_mean_of_each_examples_own() -> None:
+    model, batch = small_model("lstm"), fixed_length_batch(3, 8)
+    together = memory.gradient_norms(model, batch)
+    alone = [
+        memory.gradient_norms(
+            model, Batch(*(t[i : i + 1] for t in (batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)))
+        )
+        for i in range(3)
+    ]
+    expected = [sum(column) / 3 for column in zip(*alone, strict=True)]
+    torch.testing.assert_close(torch.tensor(together), torch.tensor(expected), rtol=1e-5, atol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    work = tmp_path_factory.mktemp("claims")
+    return work, memory.run(work, [1], 1, tiny=True)
+
+
+def test_tiny_run_measures_every_cell(tiny_run: tuple[Path, dict[str, Any]]) -> None:
+    work, results = tiny_run
+    assert (work / "memory" / "results.json").exists()
+    assert sorted(r["cell"] for r in results["runs"]) == sorted(memory.CELLS)
+    length = memory.N_KEYS + max(memory.TINY.test_distances)
+    for run in results["runs"]:
+        assert run["updates"] == memory.TINY.updates
+        assert len(run["exact"]) == len(run["keys"]) == len(memory.TINY.test_distances)
+        assert all(0 <= a <= 100 for a in run["exact"] + run["keys"])
+        assert len(run["gradient_init"]) == len(run["gradient_trained"]) == length
+        assert all(n > 0 for n in run["gradient_init"] + run["gradient_trained"])
+        assert run["gradient_init"] != run["gradient_trained"]  # training moved the weights
+
+
+def test_one_piece_per_symbol(tiny_run: tuple[Path, dict[str, Any]]) -> None:
+    from seqcli.tokenizer import Tokenizer
+
+    work, _ = tiny_run
+    tokenizer = Tokenizer.load(work / "memory" / "tiny" / "spm.model")
+    line = read_lines(work / "memory" / "tiny" / "data" / "gradient.src")[0]
+    assert len(tokenizer.encode([line])[0]) == len(line.split())
+
+
+def test_initial_model_is_the_one_training_starts_from(tiny_run: tuple[Path, dict[str, Any]]) -> None:
+    work, _ = tiny_run
+    root = work / "memory" / "tiny"
+    config = memory.run_config("lstm", 1, memory.TINY, root / "data")
+    config["tokenizer"]["src_model"] = str(root / "spm.model")
+    trainer = Trainer(config_from_dict(config), work / "unused", "cpu")
+    rebuilt = memory.initial_model(config, trainer.src_tokenizer.vocab_size).state_dict()
+    for name, tensor in trainer.model.state_dict().items():
+        torch.testing.assert_close(tensor, rebuilt[name], atol=0, rtol=0)
+
+
+def test_section_draws_figures_and_tables(tiny_run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    _, results = tiny_run
+    lines = memory.section(results, tmp_path / "figures")
+    for name in ("memory-accuracy.png", "memory-gradients.png"):
+        assert (tmp_path / "figures" / name).read_bytes().startswith(b"\x89PNG")
+    assert lines[0] == "## 1. Memory over distance: RNN vs GRU vs LSTM"
+    assert "READING: memory" in lines
+    for cell in memory.CELLS:
+        assert any(line.startswith(f"| {cell} | exact |") for line in lines)
+        assert any(line.startswith(f"| {cell} | initial |") for line in lines)
+    text = "\n".join(lines)
+    assert "](figures/memory-accuracy.png)" in text and "](figures/memory-gradients.png)" in text
+    assert f"T uniform in 1..{memory.TINY.max_distance}" in text

@@ -68,11 +68,15 @@ def results_path(work: Path, part: str) -> Path:
     return work / "results" / f"{part}.json"
 
 
-def run_part(part: str, work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> None:
+def run_part(
+    part: str, work: Path, seeds: list[int], workers: int, tiny: bool, data: Path, books: Path | None
+) -> None:
     runner = _function(part, 1)
     start = time.monotonic()
     load_before = os.getloadavg()[0]
-    extra = (data,) if part in READS_MULTI30K else ()
+    extra: tuple[Path | None, ...] = (data,) if part in READS_MULTI30K else ()
+    if part == "skipthought":
+        extra = (books,)
     results = runner(work, seeds, workers, tiny, *extra)
     results["wall_seconds"] = round(time.monotonic() - start, 1)
     results["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
@@ -194,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--workers", type=int, default=2, help="Models trained at a time (one thread each).")
     parser.add_argument("--data", type=Path, default=None, help="Multi30k directory (default: shared data).")
+    parser.add_argument("--books", type=Path, default=None, help="Books directory (default: shared data).")
     parser.add_argument("--tiny", action="store_true", help="A smoke run of seconds: tiny data and models.")
     args = parser.parse_args(argv)
     data = args.data or shared_data()
@@ -206,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     for command, parts in COMMANDS.items():
         if args.command in ("all", command):
             for part in parts:
-                run_part(part, args.work, args.seeds, args.workers, args.tiny, data)
+                run_part(part, args.work, args.seeds, args.workers, args.tiny, data, args.books)
     if args.command != "train":
         report(args.work, args.report, figures)
         log(f"wrote {args.report}")

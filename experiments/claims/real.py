@@ -380,6 +380,16 @@ def section_sampling(results: dict[str, Any], figures: Path) -> list[str]:
 # --- 5. Greedy vs beam search ------------------------------------------------------------------
 
 
+def _objective(decoded: dict[str, Any], alpha: float) -> list[float]:
+    """What beam search ranks by: the sum of log-probs divided by the GNMT length penalty of
+    the output's steps (its pieces and EOS)."""
+    from seqcli.search import length_penalty
+
+    return [
+        s / length_penalty(n + 1, alpha) for s, n in zip(decoded["scores"], decoded["pieces"], strict=True)
+    ]
+
+
 def _evaluate_beams(run: Path, data: Path, beams: list[int]) -> dict[str, Any]:
     _, refs = _pairs(data, TEST)
     ref_pieces = sum(len(r.split()) for r in refs)
@@ -401,11 +411,11 @@ def _evaluate_beams(run: Path, data: Path, beams: list[int]) -> dict[str, Any]:
                     "seconds": result["seconds"],
                 }
             )
-        # Search errors: sentences where the larger beam's output has a higher model score
-        # (sum of log-probs) than the smaller beam's, i.e. the smaller beam missed a better output.
+        # Search errors: sentences where the larger beam's output scores higher by the objective
+        # the search maximises than the smaller beam's, i.e. the smaller beam missed a better output.
         for smaller, larger, row in zip(decoded, decoded[1:], rows[1:], strict=False):
-            better = sum(b > a + 1e-4 for a, b in zip(smaller["scores"], larger["scores"], strict=True))
-            row["found_higher"] = 100.0 * better / len(refs)
+            pairs = zip(_objective(smaller, alpha), _objective(larger, alpha), strict=True)
+            row["found_higher"] = 100.0 * sum(b > a + 1e-4 for a, b in pairs) / len(refs)
         out[f"alpha{alpha:g}"] = rows
     return out
 
@@ -472,8 +482,9 @@ def section_beam(results: dict[str, Any], figures: Path) -> list[str]:
         f"The teacher-forced Multi30k models of experiment 4 (seeds {_seeds(results)}), test2016, beam sizes"
         f" {', '.join(map(str, beams))}. Model score: sum of the output's token log-probabilities"
         " (EOS included). 'Larger beam found a higher score': the share of sentences whose output under"
-        " this beam scores higher than under the next smaller beam, so the smaller search missed a more"
-        " probable output (a search error of the smaller beam).",
+        " this beam scores higher than under the next smaller beam, by the objective the search ranks by"
+        " (the model score, divided by the GNMT length penalty where there is one): the smaller search"
+        " missed a better output (a search error of the smaller beam).",
         "",
         *lines,
         "![BLEU and output length by beam size](figures/beam.png)",

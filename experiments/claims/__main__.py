@@ -81,8 +81,35 @@ def run_part(
     results["wall_seconds"] = round(time.monotonic() - start, 1)
     results["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     results["workers"] = workers
+    results["measured"] = measured_on()
     write_json(results_path(work, part), results)
     log(f"{part}: {results['wall_seconds']:.0f} s")
+
+
+def measured_on() -> dict[str, str]:
+    """Date, commit and machine of a measurement, for the report."""
+    import platform
+    import subprocess
+
+    import torch
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    )
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "commit": commit or "unknown",
+        "machine": f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}",
+    }
+
+
+def _cpuinfo() -> list[str]:
+    path = Path("/proc/cpuinfo")
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 def readings() -> dict[str, list[str]]:
@@ -106,6 +133,11 @@ def _strip(lines: list[str]) -> list[str]:
     while lines and not lines[-1].strip():
         lines = lines[:-1]
     return lines
+
+
+def _measured(results: dict[str, Any]) -> str:
+    on = results.get("measured", {})
+    return f"{on.get('date', '?')}, commit {on.get('commit', '?')}, {on.get('machine', '?')}"
 
 
 def _minutes(seconds: float) -> str:
@@ -137,7 +169,7 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
             f"{grid['configurations']} configurations x {len(grid['seeds'])} seeds,"
             f" {grid['steps']} updates each);"
             f" training them took {_minutes(grid['wall_seconds'])} of wall-clock time,"
-            f" {grid['workers']} runs at a time with one torch thread each.",
+            f" {grid['workers']} runs at a time with one torch thread each (measured {_measured(grid)}).",
             "",
         ]
     lines += [*texts.get("machine", []), ""]
@@ -156,6 +188,7 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
                 "",
                 f"Run time: {_minutes(results['wall_seconds'])} ({results['workers']} worker processes,"
                 f" load average {results['load_average'][0]} before, {results['load_average'][1]} after);"
+                f" measured {_measured(results)};"
                 f" reproduce: `.venv/bin/python -m experiments.claims {command} --work runs/claims`.",
                 "",
             ]
@@ -182,6 +215,7 @@ def train_grid_command(work: Path, seeds: list[int], workers: int, tiny: bool, d
         "workers": workers,
         "wall_seconds": round(time.monotonic() - start, 1),
         "run_seconds": sum(r["seconds"] for r in records.values()),
+        "measured": measured_on(),
     }
     path = work / "multi30k" / "grid.json"
     if path.exists() and grid["wall_seconds"] < load_json(path)["wall_seconds"]:

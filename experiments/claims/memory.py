@@ -79,7 +79,7 @@ class Setting:
 
 # Random batching mixes distances in every batch. With buckets of similar length most batches
 # hold only long, hard examples, and in trials even the LSTM learnt nothing at all.
-FULL = Setting("full", 20000, 60, (5, 10, 20, 30, 40, 50, 60), 200, 100, 2000, 2000, 0.002)
+FULL = Setting("full", 20000, 60, (1, 2, 3, 5, 10, 20, 30, 40, 50, 60), 200, 100, 2000, 2000, 0.002)
 TINY = Setting("tiny", 200, 10, (2, 5, 10), 10, 8, 5, 400, 0.002)
 
 

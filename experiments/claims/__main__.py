@@ -4,9 +4,10 @@
     .venv/bin/python -m experiments.claims beam --work runs/claims      # one experiment alone
     .venv/bin/python -m experiments.claims report --work runs/claims    # only rewrite the report
 
-Each experiment writes WORK/<name>/results.json (with its wall-clock seconds); `report` builds
-the Markdown and figures from whatever results exist, and puts the hand-written readings of
-experiments/claims/readings.md in place of each `READING: name` line.
+Each part of an experiment writes WORK/results/<part>.json (with its wall-clock seconds, date,
+commit and machine); `report` builds the Markdown and figures from whatever results exist, and
+puts the hand-written reading of each part (a `## part` section of experiments/claims/readings.md)
+where the part's section asks for it, or after its tables.
 """
 
 from __future__ import annotations
@@ -172,14 +173,17 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
             f" {grid['workers']} runs at a time with one torch thread each (measured {_measured(grid)}).",
             "",
         ]
-    lines += [*texts.get("machine", []), ""]
+    lines += [*texts.get("summary", []), ""]
     for command, parts in COMMANDS.items():
         found = [(p, load_json(results_path(work, p))) for p in parts if results_path(work, p).exists()]
         if not found:
             continue
         lines += HEADINGS.get(command, [])
         for part, results in found:
-            for line in _function(part, 2)(results, figures):
+            section = _function(part, 2)(results, figures)
+            if not any(line.startswith("READING: ") for line in section):
+                section += ["", f"READING: {part}"]  # a part's reading follows its tables
+            for line in section:
                 if line.startswith("READING: "):
                     lines += texts.get(line.removeprefix("READING: ").strip(), ["(no reading written yet)"])
                 else:
@@ -192,8 +196,6 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
                 f" reproduce: `.venv/bin/python -m experiments.claims {command} --work runs/claims`.",
                 "",
             ]
-        if command in texts:
-            lines += ["**Reading.**", "", *texts[command], ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return lines

@@ -136,6 +136,12 @@ def _strip(lines: list[str]) -> list[str]:
     return lines
 
 
+def _total_seconds(work: Path) -> float:
+    """The grid's training time and every part's run time, from the results found."""
+    paths = [work / "multi30k" / "grid.json", *(results_path(work, part) for part in EXPERIMENTS)]
+    return sum(load_json(p)["wall_seconds"] for p in paths if p.exists())
+
+
 def _measured(results: dict[str, Any]) -> str:
     on = results.get("measured", {})
     return f"{on.get('date', '?')}, commit {on.get('commit', '?')}, {on.get('machine', '?')}"
@@ -156,8 +162,9 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
         "a band from the lowest to the highest seed. Models are small and trained for minutes on a CPU, so",
         "they show what these settings show, not what the papers showed at scale.",
         "",
-        "Reproduce everything (about the run times below in all; each experiment can be rerun alone with its",
-        "own sub-command, and finished models are reused):",
+        f"Reproduce everything ({_minutes(_total_seconds(work))} of wall-clock time on the machine below:"
+        " the Multi30k grid's training and each part's run time; each experiment can be rerun alone with"
+        " its own sub-command, and finished models are reused):",
         "",
         "```sh",
         ".venv/bin/python -m experiments.claims all --work runs/claims",

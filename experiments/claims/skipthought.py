@@ -43,10 +43,10 @@ def settings(tiny: bool) -> dict[str, int]:
     """Updates per seed, and sentences kept per book (0 = all): the full setting or a smoke run.
 
     The full setting is sized for three seeds on two single-thread workers of a 2-core machine
-    in about ten minutes; a smoke run keeps just enough sentences per held-out book for
+    in about a quarter of an hour; a smoke run keeps just enough sentences per held-out book for
     N = 100 candidates.
     """
-    return {"steps": 5, "sentences_per_book": 110} if tiny else {"steps": 200, "sentences_per_book": 0}
+    return {"steps": 5, "sentences_per_book": 110} if tiny else {"steps": 1000, "sentences_per_book": 0}
 
 
 def shared_books() -> Path:

@@ -78,7 +78,7 @@ def test_tiny_grid_experiments_write_the_report(
     row = next(line for line in text.splitlines() if line.startswith("| teacher forcing only |"))
     assert row.count("±") >= 5
     # The sampling table has one row per scheduled-sampling run of the grid.
-    assert sum(line.startswith(("| sequential,", "| parallel,")) for line in text.splitlines()) == 3
+    assert sum(line.startswith(("| sequential,", "| parallel,")) for line in text.splitlines()) == 6
 
 
 def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:

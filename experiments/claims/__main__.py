@@ -227,8 +227,8 @@ def train_grid_command(work: Path, seeds: list[int], workers: int, tiny: bool, d
         "measured": measured_on(),
     }
     path = work / "multi30k" / "grid.json"
-    if path.exists() and grid["wall_seconds"] < load_json(path)["wall_seconds"]:
-        grid["wall_seconds"] = load_json(path)["wall_seconds"]  # models were reused: keep the real time
+    if path.exists():  # the runs trained by earlier calls were reused: their time counts too
+        grid["wall_seconds"] = round(grid["wall_seconds"] + load_json(path)["wall_seconds"], 1)
     write_json(path, grid)
 
 

@@ -144,9 +144,7 @@ def _bucket_names() -> list[str]:
 
 # --- 2. The fixed-vector bottleneck ------------------------------------------------------------
 
-# Additive attention is left to the synthetic length sweep: on this CPU its training step costs
-# about three times a general-attention step, too much for the grid's time budget.
-ATTENTIONS = {"none": "none (fixed context)", "general": "general (Luong)"}
+ATTENTIONS = {"none": "none (fixed context)", "additive": "additive (Bahdanau)", "general": "general (Luong)"}
 
 
 def run_bottleneck(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:
@@ -195,7 +193,11 @@ def _seeds(results: dict[str, Any]) -> str:
 
 # --- 3. Soft vs hard attention -----------------------------------------------------------------
 
-SOFT_HARD = {"general": "soft, general (Luong)", "hard": "hard (REINFORCE)"}
+SOFT_HARD = {
+    "general": "soft, general (Luong)",
+    "additive": "soft, additive (Bahdanau)",
+    "hard": "hard (REINFORCE)",
+}
 
 
 def run_soft_hard(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:

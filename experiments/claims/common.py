@@ -18,15 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 FIGURES = REPO / "docs" / "figures"
 
 
-class QuietReporter:
-    """Training progress is not needed here; the results are."""
-
-    def on_start(self, max_steps: int, info: dict[str, object]) -> None: ...
-    def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None: ...
-    def on_evaluation(self, evaluation: Any) -> None: ...
-    def on_end(self, summary: Any) -> None: ...
-
-
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -41,6 +32,7 @@ def train_model(config: dict[str, Any], run_dir: Path, tokenizer_model: str = ""
         return load_json(done)
     import torch
 
+    from seqcli.cli.progress import QuietReporter
     from seqcli.config import config_from_dict
     from seqcli.train import Trainer
 
@@ -51,16 +43,12 @@ def train_model(config: dict[str, Any], run_dir: Path, tokenizer_model: str = ""
     trainer = Trainer(config_from_dict(config), run_dir, "cpu")
     summary = trainer.run(QuietReporter())
     seconds = time.monotonic() - start
-    tokens = (
-        sum(len(e.tgt) + 1 for e in trainer.train_data.examples) if hasattr(trainer.task, "train_data") else 0
-    )
     record = {
         "seconds": round(seconds, 1),
         "updates": summary.steps,
         "parameters": summary.parameters,
         "best_step": summary.best_step,
         "best_valid": summary.best_value,
-        "epoch_tokens": tokens,
         "load_average": os.getloadavg()[0],
     }
     write_json(done, record)

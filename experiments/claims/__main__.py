@@ -4,7 +4,7 @@
     .venv/bin/python -m experiments.claims beam --work runs/claims      # one experiment alone
     .venv/bin/python -m experiments.claims report --work runs/claims    # only rewrite the report
 
-Each part of an experiment writes WORK/results/<part>.json (with its wall-clock seconds, date,
+Each part of an experiment writes WORK/<part>/results.json (with its wall-clock seconds, date,
 commit and machine); `report` builds the Markdown and figures from whatever results exist, and
 puts the hand-written reading of each part (a `## part` section of experiments/claims/readings.md)
 where the part's section asks for it, or after its tables.
@@ -66,7 +66,7 @@ HEADINGS = {
 
 
 def results_path(work: Path, part: str) -> Path:
-    return work / "results" / f"{part}.json"
+    return work / part / "results.json"
 
 
 def run_part(

@@ -38,9 +38,9 @@ def settings(tiny: bool) -> dict[str, Any]:
 
 
 def _pairs(data: Path, split: str) -> tuple[list[str], list[str]]:
-    from seqcli.textio import read_lines
+    from seqcli.corpus import read_parallel
 
-    return read_lines(data / f"{split}.de"), read_lines(data / f"{split}.en")
+    return read_parallel(str(data / split), "de", "en")
 
 
 def decode(run: Path, data: Path, split: str, beam: int, alpha: float) -> dict[str, Any]:
@@ -76,11 +76,15 @@ def bleu(hypotheses: list[str], references: list[str]) -> tuple[float, float]:
     return scores.bleu, scores.chrf
 
 
-def valid_curve(run: Path) -> list[tuple[int, float]]:
-    """(update, greedy valid BLEU) of every validation in the run's log."""
+def _training_log(run: Path) -> tuple[list[tuple[int, float]], float]:
+    """From the run's log: (update, greedy valid BLEU) of every validation, and the median
+    target tokens per second of training over the logged intervals."""
     from seqcli.checkpoint import read_log
 
-    return [(r["step"], r["valid_bleu"]) for r in read_log(run) if "valid_bleu" in r]
+    records = read_log(run)
+    curve = [(r["step"], r["valid_bleu"]) for r in records if "valid_bleu" in r]
+    rates = [r["target_tokens_per_second"] for r in records if "target_tokens_per_second" in r]
+    return curve, statistics.median(rates) if rates else 0.0
 
 
 def _evaluate_basic(run: Path, data: Path) -> dict[str, Any]:
@@ -93,7 +97,7 @@ def _evaluate_basic(run: Path, data: Path) -> dict[str, Any]:
         rows = [i for i, line in enumerate(src) if low <= len(line.split()) <= high]
         by_bucket.append(bleu([hyps[i] for i in rows], [refs[i] for i in rows])[0] if rows else 0.0)
     record = load_json(run / "done.json")
-    curve = valid_curve(run)
+    curve, tokens_per_second = _training_log(run)
     return {
         "bleu": total_bleu,
         "chrf": total_chrf,
@@ -102,16 +106,8 @@ def _evaluate_basic(run: Path, data: Path) -> dict[str, Any]:
         "curve": curve,
         "seconds": record["seconds"],
         "updates": record["updates"],
-        "tokens_per_second": _tokens_per_second(run),
+        "tokens_per_second": tokens_per_second,
     }
-
-
-def _tokens_per_second(run: Path) -> float:
-    """Median target tokens per second of training over the run's logged intervals."""
-    from seqcli.checkpoint import read_log
-
-    rates = [r["target_tokens_per_second"] for r in read_log(run) if "target_tokens_per_second" in r]
-    return statistics.median(rates) if rates else 0.0
 
 
 def _grid_results(
@@ -149,18 +145,29 @@ ATTENTIONS = {"none": "none (fixed context)", "additive": "additive (Bahdanau)",
 
 def run_bottleneck(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:
     results = _grid_results(list(ATTENTIONS), seeds, work, data, workers, tiny, _evaluate_basic)
-    write_json(work / "bottleneck" / "results.json", results)
     return results
+
+
+def draw_by_length(results: dict[str, Any], labels: dict[str, str], title: str, path: Path) -> None:
+    """test2016 BLEU per source-length bucket, one line per configuration with its seed band."""
+    names = _bucket_names()
+    figure, axes = new_figure()
+    x = list(range(len(names)))
+    for name, label in labels.items():
+        plot_with_spread(axes, x, [r["by_bucket"] for r in results["runs"][name]], label)
+    axes.set_xticks(x, [f"{n}\n({s})" for n, s in zip(names, results["bucket_sizes"], strict=True)])
+    axes.set_xlabel("source length in words (sentences)")
+    axes.set_ylabel("test2016 BLEU, beam 5")
+    axes.set_title(title)
+    axes.legend()
+    save_figure(figure, path)
 
 
 def section_bottleneck(results: dict[str, Any], figures: Path) -> list[str]:
     names = _bucket_names()
-    figure, axes = new_figure()
-    x = list(range(len(names)))
     rows = []
     for name, label in ATTENTIONS.items():
         runs = results["runs"][name]
-        plot_with_spread(axes, x, [r["by_bucket"] for r in runs], label)
         rows.append(
             [
                 label,
@@ -168,12 +175,8 @@ def section_bottleneck(results: dict[str, Any], figures: Path) -> list[str]:
                 *(spread(c) for c in zip(*[r["by_bucket"] for r in runs], strict=True)),
             ]
         )
-    axes.set_xticks(x, [f"{n}\n({s})" for n, s in zip(names, results["bucket_sizes"], strict=True)])
-    axes.set_xlabel("source length in words (sentences)")
-    axes.set_ylabel("test2016 BLEU, beam 5")
-    axes.set_title("Multi30k de->en: BLEU by source length")
-    axes.legend()
-    save_figure(figure, figures / "bottleneck-multi30k.png")
+    title = "Multi30k de->en: BLEU by source length"
+    draw_by_length(results, ATTENTIONS, title, figures / "bottleneck-multi30k.png")
     return [
         "### Multi30k de->en: BLEU by source length",
         "",
@@ -202,7 +205,6 @@ SOFT_HARD = {
 
 def run_soft_hard(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:
     results = _grid_results(list(SOFT_HARD), seeds, work, data, workers, tiny, _evaluate_basic)
-    write_json(work / "soft-hard" / "results.json", results)
     return results
 
 
@@ -281,7 +283,8 @@ def exposure_losses(run: Path, data: Path) -> tuple[float, float]:
     model.eval()
     src, refs = _pairs(data, TEST)
     examples = encode_parallel(src, refs, loaded.src_tokenizer, loaded.tgt_tokenizer, 10**9).examples
-    gold_sum = own_sum = tokens = 0.0
+    sums = {"gold": 0.0, "own": 0.0}
+    tokens = 0.0
     with torch.inference_mode():
         for start in range(0, len(examples), 100):
             batch = collate(examples[start : start + 100])
@@ -290,14 +293,12 @@ def exposure_losses(run: Path, data: Path) -> tuple[float, float]:
             own_in = batch.tgt_in.clone()
             own_in[:, 1:] = torch.where(real[:, :-1], gold_logits.argmax(-1)[:, :-1], own_in[:, 1:])
             own_logits = model(batch.src, batch.src_lengths, own_in).logits
-            for logits, kind in ((gold_logits, "gold"), (own_logits, "own")):
-                loss = F.cross_entropy(logits[real].float(), batch.tgt_out[real], reduction="sum").item()
-                if kind == "gold":
-                    gold_sum += loss
-                else:
-                    own_sum += loss
+            for kind, logits in (("gold", gold_logits), ("own", own_logits)):
+                sums[kind] += F.cross_entropy(
+                    logits[real].float(), batch.tgt_out[real], reduction="sum"
+                ).item()
             tokens += float(real.sum())
-    return gold_sum / tokens, own_sum / tokens
+    return sums["gold"] / tokens, sums["own"] / tokens
 
 
 def _evaluate_sampling(run: Path, data: Path) -> dict[str, Any]:
@@ -308,7 +309,6 @@ def _evaluate_sampling(run: Path, data: Path) -> dict[str, Any]:
 
 def run_sampling(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:
     results = _grid_results(["general", *SAMPLING], seeds, work, data, workers, tiny, _evaluate_sampling)
-    write_json(work / "sampling" / "results.json", results)
     return results
 
 
@@ -428,7 +428,6 @@ def run_beam(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path)
     jobs = [(run_dir(work, "general", seed), data, beams) for seed in seeds]
     per_seed = in_workers(_evaluate_beams, jobs, workers)
     results = {"steps": settings(tiny)["steps"], "seeds": seeds, "beams": beams, "runs": per_seed}
-    write_json(work / "beam" / "results.json", results)
     return results
 
 
@@ -501,18 +500,13 @@ DIRECTIONS = {"general": "bidirectional", "unidirectional": "unidirectional"}
 
 def run_directions(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:
     results = _grid_results(list(DIRECTIONS), seeds, work, data, workers, tiny, _evaluate_basic)
-    write_json(work / "directions-multi30k" / "results.json", results)
     return results
 
 
 def section_directions(results: dict[str, Any], figures: Path) -> list[str]:
-    names = _bucket_names()
     rows = []
-    figure, axes = new_figure()
-    x = list(range(len(names)))
     for name, label in DIRECTIONS.items():
         runs = results["runs"][name]
-        plot_with_spread(axes, x, [r["by_bucket"] for r in runs], label)
         rows.append(
             [
                 label,
@@ -522,12 +516,9 @@ def section_directions(results: dict[str, Any], figures: Path) -> list[str]:
                 f"{statistics.fmean(r['seconds'] for r in runs):.0f}",
             ]
         )
-    axes.set_xticks(x, names)
-    axes.set_xlabel("source length in words")
-    axes.set_ylabel("test2016 BLEU, beam 5")
-    axes.set_title("Multi30k de->en: encoder direction")
-    axes.legend()
-    save_figure(figure, figures / "directions-multi30k.png")
+    draw_by_length(
+        results, DIRECTIONS, "Multi30k de->en: encoder direction", figures / "directions-multi30k.png"
+    )
     return [
         "### Multi30k de->en",
         "",

@@ -20,6 +20,7 @@ DROPOUT_PLACEMENTS = ("output", "input")
 BATCHINGS = ("buckets", "random")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
+LR_SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 
 T = TypeVar("T")
 
@@ -56,6 +57,14 @@ def _check_range(section: str, name: str, value: float, low: float, high: float 
         raise ConfigError(f"{section}.{name}: {value} must be {bound}")
 
 
+def parse_alphas(text: str, where: str) -> list[float]:
+    """Comma-separated numbers ("0,0.6,1.0") -> floats; "" -> none."""
+    try:
+        return [float(a) for a in text.split(",")] if text.strip() else []
+    except ValueError:
+        raise ConfigError(f"{where} {text}: expected comma-separated numbers, e.g. 0,0.6,1.0") from None
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the parallel corpus is and how it is filtered."""
@@ -87,6 +96,13 @@ class TokenizerConfig:
     vocab_size: int = option(8000, "SentencePiece vocabulary size.", flag="--vocab-size")
     joint: bool = option(True, "One SentencePiece model for both sides, or two.", flag="--joint/--separate")
     character_coverage: float = 1.0
+    # Subword regularization (Kudo 2018): the training side is re-segmented each epoch by
+    # sampling from the unigram model's segmentations (nbest_size -1: all of them) with
+    # smoothing alpha; validation and translation keep the single best segmentation. 0 = off.
+    sampling_alpha: float = option(
+        0.0, "Subword sampling smoothing for training (unigram; 0 = off).", flag="--subword-sampling"
+    )
+    sampling_nbest: int = -1
     # An existing SentencePiece model to use instead of training one.
     src_model: str = option("", "Existing SentencePiece model for the source (or both).", flag="--src-spm")
     tgt_model: str = option("", "Existing SentencePiece model for the target.", flag="--tgt-spm")
@@ -95,6 +111,13 @@ class TokenizerConfig:
         _check_choices("tokenizer", self)
         _check_range("tokenizer", "vocab_size", self.vocab_size, 8)
         _check_range("tokenizer", "character_coverage", self.character_coverage, 0.9, 1.0)
+        _check_range("tokenizer", "sampling_alpha", self.sampling_alpha, 0.0, 1.0)
+        if self.sampling_alpha and self.type != "unigram":
+            raise ConfigError(f"tokenizer.sampling_alpha: sampling needs a unigram model, not {self.type}")
+        if self.sampling_nbest == 0 or self.sampling_nbest < -1:
+            raise ConfigError(
+                f"tokenizer.sampling_nbest: {self.sampling_nbest} must be -1 (all) or at least 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -113,7 +136,16 @@ class ModelConfig:
     bridge: str = option("bridge", "Decoder start.", flag="--bridge", choices=BRIDGES)
     dropout: float = option(0.3, "Dropout between layers and before the output.", flag="--dropout")
     embedding_dropout: float = 0.0
+    # Variational dropout (Gal and Ghahramani 2016): the encoder's embedding and output dropout
+    # and the decoder's embedding dropout draw one mask per sentence, the same at every step,
+    # where a whole sequence passes at once (the encoder; the teacher-forced decoder without
+    # input feeding); a pass step by step draws a mask per step.
+    variational_dropout: bool = False
+    # tied_embeddings: the output layer shares the target embedding's weights (needs
+    # embedding_size == hidden_size); shared_embeddings: the source and target embeddings are
+    # one matrix (needs one joint vocabulary). Both together: three-way tying.
     tied_embeddings: bool = False
+    shared_embeddings: bool = False
     # Where model.dropout applies besides between RNN layers: "output" on the encoder states
     # and on the attentional vector before the output layer; "input" on the attentional
     # vector fed back into the decoder RNN and on [h; c] before the combine layer (where
@@ -196,6 +228,24 @@ class TrainConfig:
     lr_patience: int = 2
     min_learning_rate: float = 0.0
     keep_checkpoints: int = 0  # keep the last N evaluations' weights as step-NNNNNNNN.safetensors
+    # At the end of training: the mean of the last average_last evaluation checkpoints
+    # (needs keep_checkpoints >= average_last) becomes best.safetensors if its validation
+    # score beats the best single checkpoint's. 0 = off.
+    average_last: int = 0
+    # At the end of training: beam search (decode.beam_size) on the validation set with each
+    # of these comma-separated GNMT length penalties ("0,0.4,0.8"); the best becomes the run's
+    # decode.length_penalty. "" = off.
+    tune_length_penalty: str = ""
+    # The learning rate over updates, besides the plateau decay: "constant"; "inverse_sqrt"
+    # (lr * sqrt(warmup / step) after the warm-up); "cosine" (half a cosine from lr to
+    # min_learning_rate over the run's budget: max_steps, or max_minutes when that is reached
+    # first). Each starts with a linear warm-up of warmup_steps updates.
+    lr_schedule: str = option(
+        "constant", "Learning-rate schedule.", flag="--lr-schedule", choices=LR_SCHEDULES
+    )
+    warmup_steps: int = 0
+    # Source word dropout: each training source token is replaced by <unk> with this probability.
+    word_dropout: float = 0.0
     bf16: bool = False  # bfloat16 autocast of the training forward pass, where the GPU or CPU has bf16 units
 
     def __post_init__(self) -> None:
@@ -206,6 +256,20 @@ class TrainConfig:
         _check_range("train", "lr_patience", self.lr_patience, 1)
         _check_range("train", "min_learning_rate", self.min_learning_rate, 0.0)
         _check_range("train", "keep_checkpoints", self.keep_checkpoints, 0)
+        _check_range("train", "average_last", self.average_last, 0)
+        if self.average_last > self.keep_checkpoints:
+            raise ConfigError(
+                f"train.average_last: {self.average_last} needs train.keep_checkpoints >= {self.average_last}"
+            )
+        for alpha in parse_alphas(self.tune_length_penalty, "train.tune_length_penalty"):
+            _check_range("train", "tune_length_penalty", alpha, 0.0)
+        _check_range("train", "warmup_steps", self.warmup_steps, 0)
+        _check_range("train", "word_dropout", self.word_dropout, 0.0, 0.99)
+        if self.lr_schedule != "constant" and self.lr_decay_factor < 1.0:
+            raise ConfigError(
+                f"train.lr_decay_factor: the plateau decay and lr_schedule {self.lr_schedule!r} "
+                "both set the rate; use one"
+            )
         _check_range("train", "learning_rate", self.learning_rate, 1e-9)
         _check_range("train", "label_smoothing", self.label_smoothing, 0.0, 0.99)
         _check_range("train", "tf_start", self.tf_start, 0.0, 1.0)

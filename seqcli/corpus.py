@@ -11,7 +11,7 @@ from torch import Tensor
 
 from seqcli.errors import DataError
 from seqcli.textio import read_nonempty_file
-from seqcli.tokenizer import Tokenizer
+from seqcli.tokenizer import Sampling, Tokenizer
 from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -50,10 +50,12 @@ def encode_parallel(
     src_tokenizer: Tokenizer,
     tgt_tokenizer: Tokenizer,
     max_tokens: int,
+    sampling: Sampling | None = None,
 ) -> EncodedCorpus:
-    """Encode aligned lines, dropping pairs with an empty side or a side over max_tokens."""
-    src_ids = src_tokenizer.encode(src_lines)
-    tgt_ids = tgt_tokenizer.encode(tgt_lines)
+    """Encode aligned lines, dropping pairs with an empty side or a side over max_tokens.
+    sampling: draw each segmentation (subword regularization) instead of taking the best."""
+    src_ids = src_tokenizer.encode(src_lines, sampling)
+    tgt_ids = tgt_tokenizer.encode(tgt_lines, sampling)
     examples = [
         Example(s, t)
         for s, t in zip(src_ids, tgt_ids, strict=True)

@@ -59,6 +59,16 @@ def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
     return writer.getvalue()
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Subword regularization (Kudo 2018): sample a segmentation among the nbest_size best
+    (-1: all) with probabilities smoothed by alpha (small: near uniform; 1: the model's)."""
+
+    alpha: float
+    nbest_size: int
+    seed: int
+
+
 class Tokenizer:
     """A loaded SentencePiece model with the project's special ids."""
 
@@ -102,8 +112,21 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self._processor.get_piece_size()
 
-    def encode(self, lines: list[str]) -> list[list[int]]:
-        return self._processor.encode(lines, out_type=int)
+    def encode(self, lines: list[str], sampling: Sampling | None = None) -> list[list[int]]:
+        """Ids of the best segmentation of each line, or of a sampled one (unigram models)."""
+        if sampling is None:
+            return self._processor.encode(lines, out_type=int)
+        # One thread: sentencepiece's generator is then seeded for the whole list, and the
+        # same seed gives the same segmentations.
+        spm.set_random_generator_seed(sampling.seed)
+        return self._processor.encode(
+            lines,
+            out_type=int,
+            enable_sampling=True,
+            alpha=sampling.alpha,
+            nbest_size=sampling.nbest_size,
+            num_threads=1,
+        )
 
     def encode_pieces(self, lines: list[str]) -> list[list[str]]:
         return self._processor.encode(lines, out_type=str)

@@ -7,32 +7,35 @@ reports through a `TrainingReporter`, so the library never prints; the CLI draws
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from seqcli import checkpoint, distributed
-from seqcli.average import prune_step_checkpoints, step_checkpoint_name
-from seqcli.config import Config
+from seqcli.average import average_tensors, prune_step_checkpoints, step_checkpoint_name, step_checkpoints
+from seqcli.config import Config, parse_alphas
 from seqcli.corpus import EncodedCorpus
 from seqcli.curves import CURVES_FILE, draw_curves
 from seqcli.device import has_native_bf16, pick_device
 from seqcli.errors import SeqcliError, UsageError
-from seqcli.lr_decay import plateau_learning_rate
+from seqcli.lr_decay import plateau_learning_rate, scheduled_learning_rate
 from seqcli.optim import make_optimizer
 from seqcli.skipthought import SkipThoughtTask
 from seqcli.task import TaskSetting, TrainingTask
+from seqcli.textio import atomic_open
 from seqcli.tokenizer import Tokenizer
 from seqcli.translate import Translator
 from seqcli.translation_task import TranslationTask
+from seqcli.tune import best_alpha, tune_length_penalty
 
 # A plain table from config.data.task to the task that trains it.
 TASKS: dict[str, Callable[[Config, TaskSetting, tuple[Tokenizer, Tokenizer] | None], TrainingTask]] = {
@@ -82,6 +85,7 @@ class TrainingReporter(Protocol):
     def on_step(self, step: int, loss: float, tokens_per_second: float, gold_probability: float) -> None: ...
     def on_evaluation(self, evaluation: Evaluation) -> None: ...
     def on_end(self, summary: TrainingSummary) -> None: ...
+    def on_note(self, text: str) -> None: ...
 
 
 class Trainer:
@@ -207,6 +211,8 @@ class Trainer:
                 )
         if loop.step > loop.last_eval_step:
             self._evaluate(loop)
+        if self.world.is_main and stop_reason != "interrupted":
+            self._finish(loop)
         summary = TrainingSummary(
             steps=loop.step,
             best_step=loop.best_step,
@@ -223,13 +229,14 @@ class Trainer:
     def _run_epoch(self, loop: LoopState) -> str:
         """Train on the rest of the current epoch; returns why training must stop, or ''."""
         cfg = self.config.train
-        items = self.task.train_items
         batches = self.task.epoch_batches(loop.epoch)
+        items = self.task.train_items  # after the batches: subword sampling re-encodes them
         updates = distributed.shard_updates(batches, self.world, cfg.accum_steps)
         per_update = self.world.size * cfg.accum_steps  # batches of the epoch one update covers
         for micro_batches in updates[loop.batch_in_epoch // per_update :]:
             if loop.step >= cfg.max_steps:
                 return "max_steps"
+            self._schedule_learning_rate(loop)
             loss_sum, n_tokens = self.train_update(
                 [[items[i] for i in indices] for indices in micro_batches], loop.step
             )
@@ -311,6 +318,82 @@ class Trainer:
         self.reporter.on_evaluation(evaluation)
         self.world.broadcast((loop.best_step, loop.best_value, loop.evals_without_gain))
 
+    def _finish(self, loop: LoopState) -> None:
+        """The end-of-training steps the config asks for: checkpoint averaging, then the
+        length penalty tuned on valid for the weights that end as best.safetensors. What they
+        found goes to RUN_DIR/finish.json."""
+        cfg = self.config.train
+        found: dict[str, object] = {}
+        if cfg.average_last and len(step_checkpoints(self.run_dir)) >= 2:
+            found["averaging"] = self._average_last(loop)
+        if cfg.tune_length_penalty and isinstance(self.task, TranslationTask):
+            found["length_penalty"] = self._tune_length_penalty()
+        if found:
+            self._load(checkpoint.LAST)  # the weights as training left them
+            with atomic_open(self.run_dir / FINISH_FILE, "w") as handle:
+                json.dump(found, handle, indent=2)
+
+    def _load(self, name: str) -> None:
+        tensors = checkpoint.load_run(self.run_dir, name).tensors
+        checkpoint.load_state_into(self.model, tensors, self.run_dir / name)
+
+    def _average_last(self, loop: LoopState) -> dict[str, object]:
+        """Validate the mean of the last train.average_last step checkpoints; keep it as
+        best.safetensors when it beats the best single checkpoint."""
+        paths = step_checkpoints(self.run_dir)[-self.config.train.average_last :]
+        self.reporter.on_note(f"averaging the last {len(paths)} checkpoints and validating the mean")
+        states = [checkpoint.load_run(self.run_dir, path.name).tensors for path in paths]
+        checkpoint.load_state_into(self.model, average_tensors(states), paths[0])
+        measures = self.task.validate()
+        rule = self.task.best
+        value = measures[rule.measure]
+        kept = rule.improves(value, loop.best_value)
+        if kept:
+            info = {"step": loop.step, "averaged": [p.name for p in paths], rule.measure: value}
+            self._save(checkpoint.BEST, info)
+            loop.best_value = value
+        verdict = "kept as best" if kept else f"not kept (best single: {loop.best_value:.2f})"
+        self.reporter.on_note(f"mean of {len(paths)} checkpoints: {rule.measure} {value:.2f}, {verdict}")
+        return {"checkpoints": [p.name for p in paths], **measures, "kept": kept}
+
+    def _tune_length_penalty(self) -> dict[str, object]:
+        """Beam search on valid with each alpha of train.tune_length_penalty, with the best
+        weights; the best alpha becomes decode.length_penalty in RUN_DIR/config.toml."""
+        alphas = parse_alphas(self.config.train.tune_length_penalty, "train.tune_length_penalty")
+        self._load(checkpoint.BEST)
+        task = self.translation
+        results = []
+        for alpha in alphas:
+            self.reporter.on_note(f"length penalty {alpha:g}: beam {self.config.decode.beam_size} on valid")
+            results += tune_length_penalty(task.translator, task.valid_src, task.valid_tgt, [alpha])
+        self.model.train()
+        best = best_alpha(results)
+        self.config = replace(self.config, decode=replace(self.config.decode, length_penalty=best.alpha))
+        task.translator.decode = self.config.decode
+        checkpoint.save_config(self.run_dir, self.config)
+        self.reporter.on_note(f"length penalty {best.alpha:g} (valid BLEU {best.scores.bleu:.2f}) stored")
+        return {
+            "beam_size": self.config.decode.beam_size,
+            "valid_bleu": {f"{r.alpha:g}": r.scores.bleu for r in results},
+            "chosen": best.alpha,
+        }
+
+    def _schedule_learning_rate(self, loop: LoopState) -> None:
+        """Set the rate of the next update from train.lr_schedule and the warm-up (the plateau
+        decay, which the config keeps apart from a schedule, changes it at evaluations only).
+        Cosine's progress is the larger share used of max_steps and of max_minutes."""
+        cfg = self.config.train
+        if cfg.lr_schedule == "constant" and not cfg.warmup_steps:
+            return
+        progress = loop.step / cfg.max_steps
+        if cfg.max_minutes:
+            progress = max(progress, loop.elapsed() / (cfg.max_minutes * 60))
+        rate = scheduled_learning_rate(
+            cfg.learning_rate, loop.step, cfg.lr_schedule, cfg.warmup_steps, progress, cfg.min_learning_rate
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+
     def _decay_learning_rate(self, evals_without_gain: int) -> None:
         """On a plateau of the task's best measure, lower the rate (it is saved with the optimizer)."""
         cfg = self.config.train
@@ -374,6 +457,7 @@ class Trainer:
 
 
 MAX_CONSECUTIVE_NONFINITE = 10
+FINISH_FILE = "finish.json"  # what the end-of-training averaging and tuning found
 
 
 def _machine_differences(saved: dict[str, object], now: dict[str, object]) -> list[str]:

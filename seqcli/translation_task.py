@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,9 @@ from seqcli.model.decoder import DecoderOutput
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.task import BatchLoss, BestRule, TaskSetting
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
-from seqcli.tokenizer import Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
+from seqcli.tokenizer import Sampling, Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
 from seqcli.translate import Translator
-from seqcli.vocab import PAD_ID
+from seqcli.vocab import PAD_ID, UNK_ID
 
 
 def prepare_tokenizers(
@@ -59,6 +60,13 @@ def prepare_tokenizers(
         else Tokenizer(train_sentencepiece(tgt_lines, spec))
     )
     return src, tgt
+
+
+def drop_words(src: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Source word dropout: each real token of src (B, S) becomes <unk> with probability p, so
+    the model learns not to lean on any one source piece."""
+    dropped = (torch.rand(src.shape, generator=generator) < p) & (src != PAD_ID)
+    return src.masked_fill(dropped, UNK_ID)
 
 
 def _targets(batch: Batch, real: torch.Tensor | None) -> torch.Tensor:
@@ -95,6 +103,7 @@ class TranslationTask:
         if not data.train or not data.valid:
             raise DataError("--train and --valid: both corpus prefixes are needed")
         src_lines, tgt_lines = read_parallel(data.train, data.src_lang, data.tgt_lang)
+        self.train_lines = (src_lines, tgt_lines)  # re-segmented each epoch with subword sampling
         self.valid_src, self.valid_tgt = read_parallel(data.valid, data.src_lang, data.tgt_lang)
         self.src_tokenizer, self.tgt_tokenizer = tokenizers or self.setting.world.from_main(
             lambda: prepare_tokenizers(self.config, src_lines, tgt_lines)
@@ -123,7 +132,18 @@ class TranslationTask:
         }
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        cfg = self.config.train
+        """The epoch's batches of `train_items`; with subword sampling the training pairs are
+        first segmented anew, the same way for the same seed and epoch (so a resume is exact)."""
+        cfg, tok = self.config.train, self.config.tokenizer
+        if tok.sampling_alpha:
+            sampling = Sampling(tok.sampling_alpha, tok.sampling_nbest, seed=cfg.seed * 1000 + epoch)
+            self.train_data = encode_parallel(
+                *self.train_lines,
+                self.src_tokenizer,
+                self.tgt_tokenizer,
+                self.config.data.max_tokens_per_sentence,
+                sampling,
+            )
         return make_batches(
             self.train_data.examples, cfg.batching, cfg.batch_tokens, seed=cfg.seed * 1000 + epoch
         )
@@ -134,7 +154,12 @@ class TranslationTask:
     def batch_loss(self, model: nn.Module, items: Sequence[Example], step: int) -> BatchLoss:
         """The label-smoothed loss of one batch, fed gold tokens with the schedule's probability;
         with hard attention the objective adds the REINFORCE term that trains its scores."""
-        batch = collate(list(items)).to(self.device)
+        batch = collate(list(items))
+        if self.config.train.word_dropout:
+            batch = replace(
+                batch, src=drop_words(batch.src, self.config.train.word_dropout, self.setting.sampler)
+            )
+        batch = batch.to(self.device)
         shape = (batch.tgt_in.size(0), batch.tgt_in.size(1))  # (B, T)
         use_gold = draw_gold_mask(shape, self.gold_probability(step), self.setting.sampler)
         if use_gold is not None:

@@ -37,6 +37,9 @@ class QuietReporter:
     def on_end(self, summary: Any) -> None:
         pass
 
+    def on_note(self, text: str) -> None:
+        pass
+
 
 class RichReporter:
     """Progress bar with loss, tokens/second and ETA on stderr; one line per evaluation."""
@@ -83,6 +86,9 @@ class RichReporter:
         measures = ", ".join(_show(name, value) for name, value in evaluation.measures.items())
         train = f"train loss {evaluation.train_loss:.3f}"
         self.console.print(f"step {evaluation.step}: {train}, {measures}{best}")
+
+    def on_note(self, text: str) -> None:
+        self.console.print(text)
 
     def on_end(self, summary: Any) -> None:
         self.console.print(

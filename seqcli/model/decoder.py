@@ -32,6 +32,7 @@ from seqcli.model.attention import (
     Memory,
 )
 from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
+from seqcli.model.dropout import make_dropout
 from seqcli.model.encoder import EncoderOutput
 from seqcli.model.hard_attention import HardAttention, PositionChoice
 from seqcli.vocab import PAD_ID
@@ -135,6 +136,7 @@ class Decoder(nn.Module):
         embedding_dropout: float,
         padding_idx: int,
         dropout_placement: str = "output",
+        variational: bool = False,
     ):
         super().__init__()
         self.hidden_size = hidden_size
@@ -143,7 +145,7 @@ class Decoder(nn.Module):
         before = int(self.attention.attends_before_rnn)
         rnn_input = embedding_size + hidden_size * (before + int(input_feeding))
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = make_dropout(embedding_dropout, variational)
         self.rnn = make_rnn(cell, rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
         self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_c
         at_output = dropout if dropout_placement == "output" else 0.0
@@ -169,6 +171,7 @@ class Decoder(nn.Module):
             config.embedding_dropout,
             PAD_ID,
             config.dropout_placement,
+            config.variational_dropout,
         )
 
     def make_memory(self, encoded: EncoderOutput) -> Memory:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
 from seqcli.model.cells import RNNState, make_rnn, run_packed, to_state
+from seqcli.model.dropout import make_dropout
 from seqcli.vocab import PAD_ID
 
 RunRNN = Callable[
@@ -46,16 +47,17 @@ class Encoder(nn.Module):
         embedding_dropout: float,
         padding_idx: int,
         output_dropout: float | None = None,
+        variational: bool = False,
     ):
         super().__init__()
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = make_dropout(embedding_dropout, variational)
         self.rnn = make_rnn(
             cell, embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
         )
-        self.output_dropout = nn.Dropout(dropout if output_dropout is None else output_dropout)
+        self.output_dropout = make_dropout(dropout if output_dropout is None else output_dropout, variational)
         # How the stack runs over padded sentences: packed sequences (seqcli.fast swaps in an
         # equal, faster runner where there is one).
         self.run_rnn: RunRNN = run_packed
@@ -74,6 +76,7 @@ class Encoder(nn.Module):
             config.embedding_dropout,
             PAD_ID,
             output_dropout=config.dropout if config.dropout_placement == "output" else 0.0,
+            variational=config.variational_dropout,
         )
 
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:

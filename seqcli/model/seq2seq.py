@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
+from seqcli.errors import ConfigError
 from seqcli.fast import dispatch
 from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
@@ -29,6 +30,13 @@ class Seq2Seq(nn.Module):
         )
         self.decoder = Decoder.from_config(config, tgt_vocab_size, config.attention, config.input_feeding)
         self._initialize()
+        if config.shared_embeddings:  # one joint vocabulary: one matrix for both sides
+            if src_vocab_size != tgt_vocab_size:
+                raise ConfigError(
+                    f"model.shared_embeddings: needs one joint vocabulary ({src_vocab_size} source "
+                    f"and {tgt_vocab_size} target pieces)"
+                )
+            self.encoder.embedding.weight = self.decoder.embedding.weight
         if config.tied_embeddings:
             self.decoder.tie_output_to_embedding()
         if fast:

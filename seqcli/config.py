@@ -96,11 +96,14 @@ class TokenizerConfig:
     vocab_size: int = option(8000, "SentencePiece vocabulary size.", flag="--vocab-size")
     joint: bool = option(True, "One SentencePiece model for both sides, or two.", flag="--joint/--separate")
     character_coverage: float = 1.0
-    # Subword regularization (Kudo 2018): the training side is re-segmented each epoch by
-    # sampling from the unigram model's segmentations (nbest_size -1: all of them) with
-    # smoothing alpha; validation and translation keep the single best segmentation. 0 = off.
+    # Subword regularization: the training side is re-segmented each epoch, validation and
+    # translation keep the single best segmentation. A unigram model samples among its
+    # segmentations (sampling_nbest -1: all of them) with smoothing alpha (Kudo 2018); a BPE
+    # model skips each merge with probability alpha (BPE-dropout, Provilkov et al. 2020). 0 = off.
     sampling_alpha: float = option(
-        0.0, "Subword sampling smoothing for training (unigram; 0 = off).", flag="--subword-sampling"
+        0.0,
+        "Subword sampling for training: unigram smoothing or BPE-dropout rate (0 = off).",
+        flag="--subword-sampling",
     )
     sampling_nbest: int = -1
     # An existing SentencePiece model to use instead of training one.
@@ -112,8 +115,10 @@ class TokenizerConfig:
         _check_range("tokenizer", "vocab_size", self.vocab_size, 8)
         _check_range("tokenizer", "character_coverage", self.character_coverage, 0.9, 1.0)
         _check_range("tokenizer", "sampling_alpha", self.sampling_alpha, 0.0, 1.0)
-        if self.sampling_alpha and self.type != "unigram":
-            raise ConfigError(f"tokenizer.sampling_alpha: sampling needs a unigram model, not {self.type}")
+        if self.sampling_alpha and self.type == "char":
+            raise ConfigError(
+                "tokenizer.sampling_alpha: a char model has one segmentation; sampling needs unigram or bpe"
+            )
         if self.sampling_nbest == 0 or self.sampling_nbest < -1:
             raise ConfigError(
                 f"tokenizer.sampling_nbest: {self.sampling_nbest} must be -1 (all) or at least 1"
@@ -141,9 +146,10 @@ class ModelConfig:
     # where a whole sequence passes at once (the encoder; the teacher-forced decoder without
     # input feeding); a pass step by step draws a mask per step.
     variational_dropout: bool = False
-    # tied_embeddings: the output layer shares the target embedding's weights (needs
-    # embedding_size == hidden_size); shared_embeddings: the source and target embeddings are
-    # one matrix (needs one joint vocabulary). Both together: three-way tying.
+    # tied_embeddings: the output layer shares the target embedding's weights (through a
+    # projection to embedding_size when that differs from hidden_size); shared_embeddings:
+    # the source and target embeddings are one matrix (needs one joint vocabulary). Both
+    # together: three-way tying.
     tied_embeddings: bool = False
     shared_embeddings: bool = False
     # Where model.dropout applies besides between RNN layers: "output" on the encoder states
@@ -165,8 +171,6 @@ class ModelConfig:
         _check_range("model", "embedding_dropout", self.embedding_dropout, 0.0, 0.99)
         if self.bidirectional and self.hidden_size % 2:
             raise ConfigError("model.hidden_size: must be even for a bidirectional encoder")
-        if self.tied_embeddings and self.embedding_size != self.hidden_size:
-            raise ConfigError("model.tied_embeddings: needs embedding_size == hidden_size")
 
 
 @dataclass(frozen=True)

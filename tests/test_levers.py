@@ -63,6 +63,9 @@ def test_three_way_tying_shares_one_matrix_and_survives_a_checkpoint(toy_dir: Pa
     untied = Seq2Seq(ModelConfig(embedding_size=32, hidden_size=32), 100, 100)
     assert model.encoder.embedding.weight is model.decoder.output.weight
     assert untied.count_parameters() - model.count_parameters() == 2 * 100 * 32
+    narrow = Seq2Seq(ModelConfig(embedding_size=16, hidden_size=32, tied_embeddings=True), 100, 100)
+    assert narrow.decoder.output[1].weight is narrow.decoder.embedding.weight  # after a 32 -> 16 map
+    assert narrow.decoder.step(torch.tensor([2]), *_start(narrow))[0].shape == (1, 100)
     with pytest.raises(ConfigError, match="joint vocabulary"):
         Seq2Seq(ModelConfig(embedding_size=32, hidden_size=32, shared_embeddings=True), 100, 90)
     trained = Trainer(
@@ -89,6 +92,10 @@ def test_three_way_tying_shares_one_matrix_and_survives_a_checkpoint(toy_dir: Pa
     loaded = translator.model
     assert loaded.encoder.embedding.weight is loaded.decoder.output.weight
     assert torch.equal(loaded.encoder.embedding.weight, trained.model.encoder.embedding.weight)
+
+
+def _start(model: Seq2Seq) -> tuple:
+    return model.encode(torch.tensor([[5, 6, 7]]), torch.tensor([3]))
 
 
 def test_variational_dropout_keeps_one_mask_along_the_sequence() -> None:
@@ -187,7 +194,7 @@ def test_training_ends_by_averaging_and_tuning_the_length_penalty(toy_dir: Path,
         ("train", {"average_last": 4, "keep_checkpoints": 2}, "keep_checkpoints >= 4"),
         ("train", {"tune_length_penalty": "0,x"}, "comma-separated"),
         ("train", {"lr_schedule": "cosine", "lr_decay_factor": 0.5}, "use one"),
-        ("tokenizer", {"type": "bpe", "sampling_alpha": 0.2}, "unigram"),
+        ("tokenizer", {"type": "char", "sampling_alpha": 0.2}, "unigram or bpe"),
         ("tokenizer", {"sampling_nbest": 0}, "sampling_nbest"),
     ],
 )

@@ -76,6 +76,32 @@ def _with_flag_options(command: Command) -> Command:
     return command
 
 
+def _preset_values(name: str, given: dict[str, dict[str, Any]], device: str) -> dict[str, dict[str, Any]]:
+    """The preset's sections; "auto" picks one from the device and the training corpus size.
+    Says on stderr which preset and why, and how to change it."""
+    from seqcli.presets import PRESET_NAMES, choose_preset, count_pairs, preset_config
+
+    if name not in PRESET_NAMES:
+        raise UsageError(f"--preset {name}: expected one of {', '.join(PRESET_NAMES)}")
+    data = given.get("data", {})
+    pairs = count_pairs(data.get("train") or "", data.get("src_lang") or "src")
+    reason = f"{pairs:,} training pairs"
+    if name == "auto":
+        from seqcli.device import pick_device
+
+        device_type = pick_device(device).type
+        name = choose_preset(device_type, pairs)
+        reason = f"auto: device {device_type}, {reason}"
+    values = preset_config(name, pairs)
+    others = ", ".join(n for n in PRESET_NAMES if n not in ("auto", name))
+    typer.echo(
+        f"seqcli train: preset {name} ({reason}, vocabulary {values['tokenizer']['vocab_size']:,}); "
+        f"change it with --preset {others}, --config FILE or single flags",
+        err=True,
+    )
+    return values
+
+
 @_with_flag_options
 def train_command(
     config_file: Path = Option(
@@ -83,6 +109,12 @@ def train_command(
     ),
     out: Path = Option(None, "--out", help="Run directory to create."),
     resume: Path = Option(None, "--resume", help="Continue the run in this directory from its saved state."),
+    preset: str = Option(
+        None,
+        "--preset",
+        help="Starting settings beneath --config and the flags: auto (from the device and the corpus "
+        "size), cpu-small or gpu-base. Default: auto without --config, none with it.",
+    ),
     assignments: list[str] = Option([], "--set", help="Any option as section.name=value; repeatable."),
     device: str = Option("auto", help="cpu, cuda, cuda:N or auto."),
     **flag_values: Any,
@@ -95,14 +127,20 @@ def train_command(
         flags.setdefault(section, {})[name] = value
     if (out is None) == (resume is None):
         raise UsageError("--out or --resume: give exactly one (a new run directory, or one to continue)")
+    overrides = merge(flags, parse_set(assignments))
     if resume is not None:
         from seqcli.checkpoint import load_config
 
+        if preset is not None:
+            raise UsageError(f"--preset {preset}: a resumed run keeps its stored settings")
         base = config_to_dict(load_config(resume))
     else:
         base = load_toml(config_file) if config_file else {}
-    # Later wins: the file (or the resumed run's config), then the flags, then --set.
-    config = config_from_dict(merge(merge(base, flags), parse_set(assignments)))
+        chosen = preset or (None if config_file else "auto")
+        if chosen is not None:
+            base = merge(_preset_values(chosen, merge(base, overrides), device), base)
+    # Later wins: the preset, the file (or the resumed run's config), then the flags, then --set.
+    config = config_from_dict(merge(base, overrides))
     from seqcli.cli.training import run_training
 
     run_training(config, out, resume, device)

@@ -152,7 +152,7 @@ class Decoder(nn.Module):
         self.dropout = nn.Dropout(at_output)  # on the attentional vector, before the output layer
         self.feed_dropout = nn.Dropout(dropout - at_output)  # on the fed-back attentional vector
         self.combine_dropout = nn.Dropout(dropout - at_output)  # on [h; c]
-        self.output = nn.Linear(hidden_size, vocab_size)
+        self.output: nn.Module = nn.Linear(hidden_size, vocab_size)
 
     @classmethod
     def from_config(
@@ -230,4 +230,16 @@ class Decoder(nn.Module):
         return DecoderOutput(torch.stack(logits, dim=1), choice)  # (B, T, V)
 
     def tie_output_to_embedding(self) -> None:
-        self.output.weight = self.embedding.weight
+        """The output layer scores each target piece with its embedding (Press and Wolf 2017).
+        When the embedding is narrower than the attentional vector, a linear map (no bias)
+        first brings the vector down to the embedding size."""
+        size = self.embedding.embedding_dim
+        output = nn.Linear(size, self.output.out_features)
+        nn.init.zeros_(output.bias)
+        output.weight = self.embedding.weight
+        if size == self.hidden_size:
+            self.output = output
+            return
+        projection = nn.Linear(self.hidden_size, size, bias=False)
+        nn.init.xavier_uniform_(projection.weight)
+        self.output = nn.Sequential(projection, output)

@@ -1,0 +1,84 @@
+"""Named starting configurations for `seqcli train`, and the one chosen when no config is given.
+
+A preset is a partial config (a dict of sections) that a config file, flags and --set
+override. Without --config, `seqcli train` picks one from the device and the corpus size:
+
+- "cpu-small": a 1-layer BiLSTM encoder and LSTM decoder of 256 with three-way tied
+  embeddings, general attention without input feeding (teacher forcing then runs the decoder
+  over the whole target at once), bf16 where the CPU has bf16 units, and the end-of-training
+  averaging and length-penalty tuning: what trains best in tens of minutes on a few cores
+  (docs/results.md).
+- "gpu-base": seqcli's defaults, a 2-layer BiLSTM encoder and LSTM decoder of 512 with input
+  feeding (8.8M parameters on an 8,000-piece vocabulary): sized for a GPU or hours of CPU.
+
+The SentencePiece vocabulary follows the corpus size in both: small corpora get fewer pieces,
+so each piece is seen often enough to learn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu-small": {
+        "tokenizer": {"type": "unigram", "joint": True},
+        "model": {
+            "cell": "lstm",
+            "embedding_size": 256,
+            "hidden_size": 256,
+            "encoder_layers": 1,
+            "decoder_layers": 1,
+            "bidirectional": True,
+            "attention": "general",
+            "input_feeding": False,
+            "dropout": 0.2,
+            "tied_embeddings": True,
+            "shared_embeddings": True,
+        },
+        "train": {
+            "learning_rate": 0.003,
+            "batch_tokens": 3000,
+            "eval_every": 400,
+            "patience": 8,
+            "label_smoothing": 0.1,
+            "bf16": True,
+            "keep_checkpoints": 5,
+            "average_last": 5,
+            "tune_length_penalty": "0,0.4,0.8,1.2",
+        },
+    },
+    "gpu-base": {},
+}
+PRESET_NAMES = ("auto", *PRESETS)
+
+
+def vocabulary_size(pairs: int) -> int:
+    """Joint SentencePiece pieces for a corpus of this many training pairs."""
+    if pairs < 10_000:
+        return 2000
+    if pairs < 60_000:
+        return 4000
+    return 8000
+
+
+def count_pairs(train_prefix: str, src_lang: str) -> int:
+    """Lines of the training source file (0 when it cannot be read: training then says why)."""
+    try:
+        with open(Path(f"{train_prefix}.{src_lang}"), "rb") as handle:
+            return sum(1 for _ in handle)
+    except OSError:
+        return 0
+
+
+def choose_preset(device_type: str, pairs: int) -> str:
+    """The preset for a device ("cpu", "cuda") and a corpus: a GPU affords the base model on
+    any corpus of some size; a CPU, or a corpus too small for 8.8M parameters, the small one."""
+    return "gpu-base" if device_type == "cuda" and pairs >= 10_000 else "cpu-small"
+
+
+def preset_config(name: str, pairs: int) -> dict[str, dict[str, Any]]:
+    """The preset's sections, with the vocabulary sized for `pairs` training pairs."""
+    values = {section: dict(options) for section, options in PRESETS[name].items()}
+    values.setdefault("tokenizer", {})["vocab_size"] = vocabulary_size(pairs)
+    return values

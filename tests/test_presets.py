@@ -1,0 +1,78 @@
+"""`seqcli train` without a config file: a preset chosen from the device and the corpus size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import seqcli.cli.training
+from seqcli.cli import app
+from seqcli.config import Config
+from seqcli.presets import PRESETS, choose_preset, preset_config, vocabulary_size
+
+
+def _train(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[Config | None, str, int]:
+    """`seqcli train ARGS --out unused` in process: the config it would train, its output, exit code."""
+    seen: list[Config] = []
+    monkeypatch.setattr(seqcli.cli.training, "run_training", lambda config, *_: seen.append(config))
+    result = CliRunner().invoke(app, ["train", *args, "--out", "unused"])
+    error = f"{result.exception}" if result.exception else ""  # seqcli's main prints it as one line
+    return (seen[0] if seen else None), result.output + error, result.exit_code
+
+
+def _corpus(tmp_path: Path, pairs: int) -> str:
+    for lang in ("de", "en"):
+        (tmp_path / f"train.{lang}").write_text("ein satz\n" * pairs, encoding="utf-8")
+    return str(tmp_path / "train")
+
+
+def test_without_a_config_the_cpu_gets_the_small_preset_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    train = _corpus(tmp_path, 30_000)
+    args = ("--train", train, "--valid", train, "--src-lang", "de", "--tgt-lang", "en", "--device", "cpu")
+    config, output, code = _train(monkeypatch, *args)
+    assert code == 0, output
+    assert config is not None
+    assert (
+        "preset cpu-small" in output and "30,000 training pairs" in output and "--preset gpu-base" in output
+    )
+    assert config.model.hidden_size == PRESETS["cpu-small"]["model"]["hidden_size"]
+    assert config.tokenizer.vocab_size == 4000
+    # A flag beats the preset; the preset fills in the rest.
+    config, _, _ = _train(monkeypatch, *args, "--hidden-size", "384")
+    assert config is not None and config.model.hidden_size == 384
+    assert config.model.tied_embeddings == PRESETS["cpu-small"]["model"]["tied_embeddings"]
+
+
+def test_a_config_file_takes_no_preset_unless_one_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    train = _corpus(tmp_path, 100)
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[data]\ntrain = "{train}"\nvalid = "{train}"\n[model]\nhidden_size = 64\n')
+    config, output, _ = _train(monkeypatch, "--config", str(toml))
+    assert config is not None and "preset" not in output
+    assert config.model.input_feeding is True and config.tokenizer.vocab_size == 8000  # the defaults
+    config, output, _ = _train(monkeypatch, "--config", str(toml), "--preset", "cpu-small")
+    assert config is not None and "preset cpu-small" in output
+    assert config.model.hidden_size == 64  # the file beats the preset
+    assert config.model.input_feeding is False and config.tokenizer.vocab_size == 2000
+
+
+def test_unknown_presets_and_presets_on_a_resume_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, output, code = _train(monkeypatch, "--preset", "huge")
+    assert code != 0 and "--preset huge: expected one of auto, cpu-small, gpu-base" in output
+    result = CliRunner().invoke(app, ["train", "--resume", "somewhere", "--preset", "cpu-small"])
+    assert result.exit_code != 0
+    assert "--preset cpu-small: a resumed run keeps its stored settings" in str(result.exception)
+
+
+def test_the_choice_follows_device_and_corpus_size() -> None:
+    assert choose_preset("cuda", 29_000) == "gpu-base"
+    assert choose_preset("cuda", 2_000) == "cpu-small"  # too little data for 8.8M parameters
+    assert choose_preset("cpu", 500_000) == "cpu-small"
+    assert [vocabulary_size(n) for n in (5_000, 29_000, 110_000)] == [2000, 4000, 8000]
+    assert preset_config("gpu-base", 110_000) == {"tokenizer": {"vocab_size": 8000}}

@@ -201,3 +201,11 @@ def test_training_ends_by_averaging_and_tuning_the_length_penalty(toy_dir: Path,
 def test_lever_settings_that_cannot_work_are_refused(section: str, values: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config_from_dict({section: values})
+
+
+def test_set_takes_a_list_of_alphas_as_text() -> None:
+    from seqcli.cli.train import parse_set
+
+    assert parse_set(["train.tune_length_penalty=0,0.4,1"]) == {"train": {"tune_length_penalty": "0,0.4,1"}}
+    config = config_from_dict(parse_set(["train.tune_length_penalty=0,0.4,1"]))
+    assert config.train.tune_length_penalty == "0,0.4,1"

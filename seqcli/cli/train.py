@@ -32,6 +32,8 @@ def parse_set(assignments: list[str]) -> dict[str, dict[str, Any]]:
             value = ast.literal_eval(lowered)
         except (ValueError, SyntaxError):
             value = raw
+        if isinstance(value, tuple):  # 0,0.4,0.8: a list in text, as train.tune_length_penalty takes
+            value = raw
         result.setdefault(section, {})[name] = value
     return result
 

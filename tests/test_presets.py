@@ -76,3 +76,13 @@ def test_the_choice_follows_device_and_corpus_size() -> None:
     assert choose_preset("cpu", 500_000) == "cpu-small"
     assert [vocabulary_size(n) for n in (5_000, 29_000, 110_000)] == [2000, 4000, 8000]
     assert preset_config("gpu-base", 110_000) == {"tokenizer": {"vocab_size": 8000}}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name
+)
+def test_every_shipped_config_loads(path: Path) -> None:
+    from seqcli.config import config_from_dict, load_toml
+
+    config = config_from_dict(load_toml(path))
+    assert config.data.src_lang != config.data.tgt_lang

@@ -1,0 +1,314 @@
+"""The Multi30k CPU recipes: their levers one at a time, and the final runs scored on the test sets.
+
+`levers`: each row is `seqcli train` with the de-en CPU recipe as it was before the levers
+and one change, run as a user would run it (one torch thread per run, two runs side by side
+on two cores), for the same number of minutes. The table reports the best single
+checkpoint's valid BLEU (greedy), that of the mean of the last five evaluation checkpoints,
+the updates made and the training speed. Selection is on valid only.
+
+`final`: the recipes in configs/ for each direction and seed, trained for their time budget,
+then translated (greedy and beam 5, the length penalty the run tuned on valid) and scored on
+test2016 and test2017.
+
+    python experiments/multi30k_cpu.py levers --data data/multi30k --work runs/levers --minutes 15
+    python experiments/multi30k_cpu.py levers-report --work runs/levers
+    python experiments/multi30k_cpu.py final --data data/multi30k --work runs/recipes --seeds 1 2
+    python experiments/multi30k_cpu.py final-report --work runs/recipes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+LEVERS_RESULTS = REPO / "benchmarks" / "results" / "multi30k_levers.json"
+FINAL_RESULTS = REPO / "benchmarks" / "results" / "multi30k_cpu_recipes.json"
+DIRECTIONS = {"de-en": ("de", "en"), "en-de": ("en", "de")}
+TESTS = ("test2016", "test2017")
+
+# The recipe every row starts from: the de-en CPU recipe before the levers (a 1-layer BiLSTM
+# encoder and LSTM decoder of 256, embeddings of 128, general attention without input
+# feeding), with bf16 autocast (except in the fp32 row) and the last five evaluations kept
+# for averaging.
+BASE_RECIPE = """\
+[data]
+src_lang = "de"
+tgt_lang = "en"
+
+[tokenizer]
+type = "unigram"
+vocab_size = 4000
+joint = true
+
+[model]
+cell = "lstm"
+embedding_size = 128
+hidden_size = 256
+encoder_layers = 1
+decoder_layers = 1
+bidirectional = true
+attention = "general"
+input_feeding = false
+dropout = 0.2
+
+[train]
+learning_rate = 0.003
+batch_tokens = 3000
+max_steps = 30000
+eval_every = 400
+patience = 8
+label_smoothing = 0.1
+bf16 = true
+keep_checkpoints = 5
+average_last = 5
+"""
+
+# name -> (what changes, the extra arguments on top of the base)
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "base-fp32": ("recipe in float32 (no bf16 autocast)", ["--set", "train.bf16=false"]),
+    "base-bf16": ("recipe: BiLSTM 256, emb 128, general attention, bf16", []),
+    "sampling": ("+ subword sampling (alpha 0.3, all segmentations)", ["--subword-sampling", "0.3"]),
+    "tied": (
+        "+ three-way tied embeddings (emb 256)",
+        [
+            "--embedding-size",
+            "256",
+            "--set",
+            "model.tied_embeddings=true",
+            "--set",
+            "model.shared_embeddings=true",
+        ],
+    ),
+    "dropout": (
+        "+ variational dropout, embedding dropout 0.1, source word dropout 0.1",
+        [
+            "--set",
+            "model.variational_dropout=true",
+            "--set",
+            "model.embedding_dropout=0.1",
+            "--set",
+            "train.word_dropout=0.1",
+        ],
+    ),
+    "cosine": (
+        "+ 200-update warm-up, cosine decay over the budget",
+        [
+            "--lr-schedule",
+            "cosine",
+            "--set",
+            "train.warmup_steps=200",
+            "--set",
+            "train.min_learning_rate=0.0001",
+        ],
+    ),
+    "inverse-sqrt": (
+        "+ 400-update warm-up, inverse-sqrt decay",
+        ["--lr-schedule", "inverse_sqrt", "--set", "train.warmup_steps=400"],
+    ),
+    "hidden-512": (
+        "hidden 512 (encoder 2 x 256), emb 256",
+        ["--hidden-size", "512", "--embedding-size", "256"],
+    ),
+}
+
+
+def seqcli(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "seqcli"), *args]
+
+
+def levers_command(name: str, data: Path, run_dir: Path, minutes: float) -> list[str]:
+    base = run_dir.parent / "base.toml"
+    data_args = ["--train", str(data / "train"), "--valid", str(data / "valid")]
+    limits = ["--max-minutes", f"{minutes:g}", "--device", "cpu"]
+    return seqcli("train", "--config", str(base), *data_args, "--out", str(run_dir), *limits, *ROWS[name][1])
+
+
+def run_logged(name: str, work: Path, args: list[str]) -> dict[str, Any]:
+    """Run one training command with one torch thread, its stderr to WORK/NAME.log; returns
+    its wall time and the load average before and after."""
+    load_before = os.getloadavg()[0]
+    start = time.monotonic()
+    with open(work / f"{name}.log", "w") as log:
+        subprocess.run(args, check=True, stderr=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return {
+        "command": " ".join(["seqcli", *args[1:]]),
+        "wall_seconds": round(time.monotonic() - start, 1),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+
+
+def run_row(name: str, data: Path, work: Path, minutes: float) -> None:
+    marker = work / f"{name}.json"
+    if marker.exists():
+        return
+    record = run_logged(name, work, levers_command(name, data, work / name, minutes))
+    marker.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{name}: done in {record['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+
+
+def run_final(direction: str, seed: int, data: Path, work: Path) -> None:
+    """Train the direction's recipe with this seed, then score greedy and beam 5 on both test sets."""
+    name = f"{direction}-seed{seed}"
+    marker = work / f"{name}.json"
+    if marker.exists():
+        return
+    src, tgt = DIRECTIONS[direction]
+    run_dir = work / name
+    config = REPO / "configs" / f"multi30k-{direction}-cpu.toml"
+    args = seqcli(
+        "train", "--config", str(config), "--train", str(data / "train"), "--valid", str(data / "valid"),
+        "--seed", str(seed), "--out", str(run_dir), "--device", "cpu",
+    )  # fmt: skip
+    record = run_logged(name, work, args)
+    scores = {}
+    for test in TESTS:
+        for beam in (1, 5):
+            hyp = run_dir / f"{test}.beam{beam}.{tgt}"
+            source = str(data / f"{test}.{src}")
+            subprocess.run(
+                seqcli("translate", str(run_dir), "--beam-size", str(beam), "--input", source,
+                       "--output", str(hyp), "--device", "cpu"),
+                check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )  # fmt: skip
+            result = subprocess.run(
+                seqcli("evaluate", "--ref", str(data / f"{test}.{tgt}"), str(hyp), "--json"),
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            scores[f"{test}.beam{beam}"] = json.loads(result.stdout)
+    record["scores"] = scores
+    marker.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{name}: done in {record['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+
+
+def summarize(name: str, work: Path) -> dict[str, Any]:
+    run_dir = work / name
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    best = max(log, key=lambda r: r["valid_bleu"])
+    finish_file = run_dir / "finish.json"
+    averaged = json.loads(finish_file.read_text())["averaging"] if finish_file.exists() else None
+    record = json.loads((work / f"{name}.json").read_text())
+    speeds = [r["target_tokens_per_second"] for r in log]
+    return {
+        "row": name,
+        "change": ROWS[name][0],
+        "updates": log[-1]["step"],
+        "best_valid_bleu": best["valid_bleu"],
+        "best_step": best["step"],
+        "averaged_valid_bleu": averaged["valid_bleu"] if averaged else None,
+        "target_tokens_per_second": round(sorted(speeds)[len(speeds) // 2]),
+        "parameters": _parameters(work / f"{name}.log"),
+        **record,
+    }
+
+
+def _parameters(log_file: Path) -> int | None:
+    for line in log_file.read_text().splitlines():
+        if "parameters" in line:
+            return int(line.split("parameters")[1].split(",")[0].replace(",", "").strip() or 0)
+    return None
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| row | change | parameters | updates | target tok/s | valid BLEU (best) "
+        "| valid BLEU (mean of last 5) | load before / after |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        averaged = "-" if r["averaged_valid_bleu"] is None else f"{r['averaged_valid_bleu']:.2f}"
+        params = "-" if r["parameters"] is None else f"{r['parameters'] / 1e6:.2f}M"
+        lines.append(
+            f"| {r['row']} | {r['change']} | {params} | {r['updates']:,} | {r['target_tokens_per_second']:,} "
+            f"| {r['best_valid_bleu']:.2f} | {averaged} | {r['load_before']:.2f} / {r['load_after']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def final_summary(name: str, work: Path) -> dict[str, Any]:
+    run_dir = work / name
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    finish = json.loads((run_dir / "finish.json").read_text())
+    record = json.loads((work / f"{name}.json").read_text())
+    return {
+        "run": name,
+        "updates": log[-1]["step"],
+        "train_seconds": log[-1]["elapsed_seconds"],
+        "best_valid_bleu": max(r["valid_bleu"] for r in log),
+        "finish": finish,
+        "parameters": _parameters(work / f"{name}.log"),
+        "valid_curve": [(r["step"], r["valid_bleu"]) for r in log],
+        **record,
+    }
+
+
+def final_table(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run | params | training | valid BLEU best single / final | length penalty "
+        "| test2016 BLEU greedy / beam 5 | chrF greedy / beam 5 "
+        "| test2017 BLEU greedy / beam 5 | chrF greedy / beam 5 |",
+        "|---|---:|---|---|---:|---|---|---|---|",
+    ]
+    for r in runs:
+        s = r["scores"]
+        averaging = r["finish"].get("averaging", {})
+        final_valid = max(r["best_valid_bleu"], averaging.get("valid_bleu", 0.0))
+        cells = []
+        for test in TESTS:
+            bleu = f"{s[test + '.beam1']['bleu']:.2f} / {s[test + '.beam5']['bleu']:.2f}"
+            chrf = f"{s[test + '.beam1']['chrf']:.2f} / {s[test + '.beam5']['chrf']:.2f}"
+            cells += [bleu, chrf]
+        lines.append(
+            f"| {r['run']} | {r['parameters'] / 1e6:.2f}M "
+            f"| {r['train_seconds']:.0f} s, {r['updates']:,} updates "
+            f"| {r['best_valid_bleu']:.2f} / {final_valid:.2f} | {r['finish']['length_penalty']['chosen']:g} "
+            f"| {' | '.join(cells)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=("levers", "levers-report", "final", "final-report"))
+    parser.add_argument(
+        "--data", type=Path, default=REPO / "data" / "multi30k", help="Multi30k prefix folder"
+    )
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "levers")
+    parser.add_argument("--minutes", type=float, default=15.0, help="levers: training budget of every row")
+    parser.add_argument("--workers", type=int, default=2, help="runs trained side by side")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--directions", nargs="*", default=list(DIRECTIONS), choices=list(DIRECTIONS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1])
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.action == "levers":
+        (args.work / "base.toml").write_text(BASE_RECIPE)
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(lambda name: run_row(name, args.data, args.work, args.minutes), args.rows))
+    elif args.action == "final":
+        jobs = [(d, seed) for seed in args.seeds for d in args.directions]
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(pool.map(lambda job: run_final(job[0], job[1], args.data, args.work), jobs))
+    elif args.action == "levers-report":
+        rows = [summarize(name, args.work) for name in args.rows if (args.work / f"{name}.json").exists()]
+        LEVERS_RESULTS.write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2) + "\n")
+        print(table(rows))
+    else:
+        names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
+        runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]
+        FINAL_RESULTS.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        print(final_table(runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -31,6 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 LEVERS_RESULTS = REPO / "benchmarks" / "results" / "multi30k_levers.json"
 FINAL_RESULTS = REPO / "benchmarks" / "results" / "multi30k_cpu_recipes.json"
+FIGURE = REPO / "docs" / "figures" / "multi30k_cpu_valid.png"
 DIRECTIONS = {"de-en": ("de", "en"), "en-de": ("en", "de")}
 TESTS = ("test2016", "test2017")
 
@@ -275,6 +276,27 @@ def final_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def valid_figure(runs: list[dict[str, Any]], path: Path) -> None:
+    """Valid BLEU (greedy) against training minutes, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    for r in runs:
+        log = [json.loads(line) for line in (r["run_dir"] / "log.jsonl").read_text().splitlines()]
+        axis.plot([e["elapsed_seconds"] / 60 for e in log], [e["valid_bleu"] for e in log], label=r["run"])
+    axis.set_xlabel("training minutes (wall clock, validation included)")
+    axis.set_ylabel("valid BLEU (greedy)")
+    axis.set_title("Multi30k CPU recipes: 2 CPU cores, one torch thread per run")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -307,6 +329,7 @@ def main() -> None:
         names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
         runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]
         FINAL_RESULTS.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        valid_figure([{**r, "run_dir": args.work / r["run"]} for r in runs], FIGURE)
         print(final_table(runs))
 
 

@@ -3,11 +3,12 @@
 A preset is a partial config (a dict of sections) that a config file, flags and --set
 override. Without --config, `seqcli train` picks one from the device and the corpus size:
 
-- "cpu-small": a 1-layer BiLSTM encoder and LSTM decoder of 256 with three-way tied
-  embeddings, general attention without input feeding (teacher forcing then runs the decoder
-  over the whole target at once), bf16 where the CPU has bf16 units, and the end-of-training
-  averaging and length-penalty tuning: what trains best in tens of minutes on a few cores
-  (docs/results.md).
+- "cpu-small": the Multi30k CPU recipes' model and training without their data and time
+  budget: a 1-layer BiLSTM encoder and LSTM decoder of 256 with three-way tied embeddings,
+  general attention without input feeding (teacher forcing then runs the decoder over the
+  whole target at once), variational, embedding and source word dropout, bf16 where the CPU
+  has bf16 units, and the end-of-training averaging and length-penalty tuning: what trained
+  best in tens of minutes on two cores (docs/results.md).
 - "gpu-base": seqcli's defaults, a 2-layer BiLSTM encoder and LSTM decoder of 512 with input
   feeding (8.8M parameters on an 8,000-piece vocabulary): sized for a GPU or hours of CPU.
 
@@ -33,6 +34,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "attention": "general",
             "input_feeding": False,
             "dropout": 0.2,
+            "embedding_dropout": 0.1,
+            "variational_dropout": True,
             "tied_embeddings": True,
             "shared_embeddings": True,
         },
@@ -42,10 +45,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "eval_every": 400,
             "patience": 8,
             "label_smoothing": 0.1,
+            "word_dropout": 0.1,
             "bf16": True,
             "keep_checkpoints": 5,
             "average_last": 5,
-            "tune_length_penalty": "0,0.4,0.8,1.2",
+            "tune_length_penalty": "0,0.4,0.8,1.2,1.6",
         },
     },
     "gpu-base": {},

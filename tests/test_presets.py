@@ -86,3 +86,15 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
     config = config_from_dict(load_toml(path))
     assert config.data.src_lang != config.data.tgt_lang
+
+
+def test_cpu_small_is_the_cpu_recipe_without_its_data_and_budget() -> None:
+    from seqcli.config import config_from_dict, config_to_dict, load_toml
+
+    recipe = config_to_dict(
+        config_from_dict(load_toml(Path(__file__).parents[1] / "configs" / "multi30k-de-en-cpu.toml"))
+    )
+    preset = config_to_dict(config_from_dict(preset_config("cpu-small", 29_000)))
+    assert preset["model"] == recipe["model"] and preset["tokenizer"] == recipe["tokenizer"]
+    differing = {name for name in recipe["train"] if recipe["train"][name] != preset["train"][name]}
+    assert differing == {"max_minutes", "max_steps"}  # the recipe's budget

@@ -234,7 +234,7 @@ class Decoder(nn.Module):
         When the embedding is narrower than the attentional vector, a linear map (no bias)
         first brings the vector down to the embedding size."""
         size = self.embedding.embedding_dim
-        output = nn.Linear(size, self.output.out_features)
+        output = nn.Linear(size, self.embedding.num_embeddings)
         nn.init.zeros_(output.bias)
         output.weight = self.embedding.weight
         if size == self.hidden_size:

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from experiments.multi30k_cpu import REPO, run_logged, seqcli
+from experiments.multi30k_cpu import REPO, run_logged, score_test, seqcli
 
 RESULTS = REPO / "benchmarks" / "results" / "presets.json"
 # task -> (folder under --data, source, target, test prefix)
@@ -60,18 +58,7 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
         ),
     )
     for beam in (1, 5):
-        hyp = run_dir / f"{test}.beam{beam}.{tgt}"
-        source = str(corpus / f"{test}.{src}")
-        subprocess.run(
-            seqcli("translate", str(run_dir), "--beam-size", str(beam), "--input", source,
-                   "--output", str(hyp), "--device", "cpu"),
-            check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )  # fmt: skip
-        scored = subprocess.run(
-            seqcli("evaluate", "--ref", str(corpus / f"{test}.{tgt}"), str(hyp), "--json"),
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        record[f"beam{beam}"] = json.loads(scored.stdout)
+        record[f"beam{beam}"] = score_test(run_dir, corpus / test, src, tgt, beam)
     marker.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{name}: done", file=sys.stderr, flush=True)
     return record

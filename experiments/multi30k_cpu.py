@@ -266,13 +266,19 @@ def valid_figure(runs: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    figure, axis = plt.subplots(figsize=(7.2, 4.0))
     for r in runs:
         log = [json.loads(line) for line in (r["run_dir"] / "log.jsonl").read_text().splitlines()]
-        axis.plot([e["elapsed_seconds"] / 60 for e in log], [e["valid_bleu"] for e in log], label=r["run"])
+        minutes = [e["elapsed_seconds"] / 60 for e in log]
+        (line,) = axis.plot(minutes, [e["valid_bleu"] for e in log], label=r["run"])
+        averaging = r["finish"].get("averaging")
+        if averaging:  # the end-of-training mean of the last checkpoints
+            axis.plot(minutes[-1], averaging["valid_bleu"], "*", markersize=11, color=line.get_color())
     axis.set_xlabel("training minutes (wall clock, validation included)")
     axis.set_ylabel("valid BLEU (greedy)")
-    axis.set_title("Multi30k CPU recipes: 2 CPU cores, one torch thread per run")
+    axis.set_title(
+        "Multi30k CPU recipes: 2 CPU cores, one torch thread per run\n(star: mean of the last 5 checkpoints)"
+    )
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()

@@ -330,6 +330,7 @@ class Trainer:
             found["length_penalty"] = self._tune_length_penalty()
         if found:
             self._load(checkpoint.LAST)  # the weights as training left them
+            self.save_training_state()  # a resume compares with the kept mean's score
             with atomic_open(self.run_dir / FINISH_FILE, "w") as handle:
                 json.dump(found, handle, indent=2)
 
@@ -351,7 +352,7 @@ class Trainer:
         if kept:
             info = {"step": loop.step, "averaged": [p.name for p in paths], rule.measure: value}
             self._save(checkpoint.BEST, info)
-            loop.best_value = value
+            loop.best_value, loop.best_step = value, loop.step  # the best weights: the end's mean
         verdict = "kept as best" if kept else f"not kept (best single: {loop.best_value:.2f})"
         self.reporter.on_note(f"mean of {len(paths)} checkpoints: {rule.measure} {value:.2f}, {verdict}")
         return {"checkpoints": [p.name for p in paths], **measures, "kept": kept}

@@ -176,6 +176,9 @@ def test_training_ends_by_averaging_and_tuning_the_length_penalty(toy_dir: Path,
     assert ("averaged" in best_info) == averaging["kept"]
     log_best = max(record["valid_bleu"] for record in checkpoint.read_log(run_dir))
     assert averaging["kept"] == (averaging["valid_bleu"] > log_best)
+    # A resume goes on from the best score including the mean's.
+    saved = checkpoint.load_training_state(run_dir).loop
+    assert saved["best_value"] == max(log_best, averaging["valid_bleu"])
     tuned = found["length_penalty"]
     assert set(tuned["valid_bleu"]) == {"0", "2"}
     assert tuned["valid_bleu"][f"{tuned['chosen']:g}"] == max(tuned["valid_bleu"].values())

@@ -1,10 +1,10 @@
 """`seqcli train` without a config file, before and after presets, on two tasks of different shapes.
 
 For each task, two runs with the same wall-clock budget, side by side with one torch thread
-each: `--preset gpu-base` (what `seqcli train` built whatever the machine before presets: the
-2-layer BiLSTM 512 with input feeding, 8.8M parameters at 8,000 pieces) and no preset flag at
-all (the automatic choice, `cpu-small` on a CPU). Both are scored greedy and with beam 5 on
-the task's test set.
+each: `--preset gpu-base` (the model `seqcli train` built whatever the machine before presets:
+the 2-layer BiLSTM 512 with input feeding; its vocabulary now sized by the corpus) and no
+preset flag at all (the automatic choice, `cpu-small` on a CPU). Both are scored greedy and
+with beam 5 on the task's test set.
 
 - Multi30k de->en: 29,000 caption pairs, subword vocabulary;
 - small_parallel_enja en->ja: 50,000 short pairs, already split into words on both sides.

@@ -10,7 +10,7 @@ override. Without --config, `seqcli train` picks one from the device and the cor
   has bf16 units, and the end-of-training averaging and length-penalty tuning: what trained
   best in tens of minutes on two cores (docs/results.md).
 - "gpu-base": seqcli's defaults, a 2-layer BiLSTM encoder and LSTM decoder of 512 with input
-  feeding (8.8M parameters on an 8,000-piece vocabulary): sized for a GPU or hours of CPU.
+  feeding (16.9M parameters on an 8,000-piece vocabulary): sized for a GPU or hours of CPU.
 
 The SentencePiece vocabulary follows the corpus size in both: small corpora get fewer pieces,
 so each piece is seen often enough to learn.
@@ -77,7 +77,8 @@ def count_pairs(train_prefix: str, src_lang: str) -> int:
 
 def choose_preset(device_type: str, pairs: int) -> str:
     """The preset for a device ("cpu", "cuda") and a corpus: a GPU affords the base model on
-    any corpus of some size; a CPU, or a corpus too small for 8.8M parameters, the small one."""
+    any corpus of some size; a CPU, or a corpus too small for the base model's 13-17M
+    parameters, gets the small one."""
     return "gpu-base" if device_type == "cuda" and pairs >= 10_000 else "cpu-small"
 
 

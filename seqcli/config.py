@@ -318,6 +318,12 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
+    def __post_init__(self) -> None:
+        if self.model.shared_embeddings and not self.tokenizer.joint:
+            raise ConfigError(
+                "model.shared_embeddings: needs tokenizer.joint (one vocabulary for both sides)"
+            )
+
 
 def _coerce(section: str, name: str, value: Any, kind: type) -> Any:
     """Check one TOML value against the field's type; ints are accepted for floats."""

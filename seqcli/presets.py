@@ -82,8 +82,11 @@ def choose_preset(device_type: str, pairs: int) -> str:
     return "gpu-base" if device_type == "cuda" and pairs >= 10_000 else "cpu-small"
 
 
-def preset_config(name: str, pairs: int) -> dict[str, dict[str, Any]]:
-    """The preset's sections, with the vocabulary sized for `pairs` training pairs."""
+def preset_config(name: str, pairs: int, joint: bool = True) -> dict[str, dict[str, Any]]:
+    """The preset's sections, with the vocabulary sized for `pairs` training pairs; with one
+    vocabulary per side (joint False) the source and target embeddings stay apart."""
     values = {section: dict(options) for section, options in PRESETS[name].items()}
     values.setdefault("tokenizer", {})["vocab_size"] = vocabulary_size(pairs)
+    if not joint and "model" in values:
+        values["model"]["shared_embeddings"] = False
     return values

@@ -21,6 +21,7 @@ def toy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 TINY_TRAIN_ARGS = (
+    "--preset", "gpu-base",  # seqcli's defaults under the sizes below
     "--src-lang", "src", "--tgt-lang", "tgt",
     "--vocab-size", "120", "--separate",
     "--embedding-size", "32", "--hidden-size", "64",

@@ -100,7 +100,7 @@ def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def train_args(task: Path, out: Path, accum_steps: int) -> list[str]:
     return [
-        "train",
+        "train", "--preset", "gpu-base",
         "--train", str(task / "train"), "--valid", str(task / "valid"),
         "--src-lang", "src", "--tgt-lang", "tgt", "--separate",
         "--src-spm", str(task / "src.spm"), "--tgt-spm", str(task / "tgt.spm"),

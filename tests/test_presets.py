@@ -9,17 +9,24 @@ from typer.testing import CliRunner
 
 import seqcli.cli.training
 from seqcli.cli import app
-from seqcli.config import Config
+from seqcli.config import Config, config_from_dict
+from seqcli.errors import ConfigError
 from seqcli.presets import PRESETS, choose_preset, preset_config, vocabulary_size
 
 
 def _train(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[Config | None, str, int]:
     """`seqcli train ARGS --out unused` in process: the config it would train, its output, exit code."""
-    seen: list[Config] = []
-    monkeypatch.setattr(seqcli.cli.training, "run_training", lambda config, *_: seen.append(config))
+    seen: list[tuple[Config, str]] = []
+
+    def run_training(config: Config, out: object, resume: object, device: str, note: str = "") -> None:
+        seen.append((config, note))  # note: the line training says on stderr once it has started
+
+    monkeypatch.setattr(seqcli.cli.training, "run_training", run_training)
     result = CliRunner().invoke(app, ["train", *args, "--out", "unused"])
     error = f"{result.exception}" if result.exception else ""  # seqcli's main prints it as one line
-    return (seen[0] if seen else None), result.output + error, result.exit_code
+    if not seen:
+        return None, result.output + error, result.exit_code
+    return seen[0][0], result.output + error + seen[0][1], result.exit_code
 
 
 def _corpus(tmp_path: Path, pairs: int) -> str:
@@ -68,6 +75,17 @@ def test_unknown_presets_and_presets_on_a_resume_are_refused(monkeypatch: pytest
     result = CliRunner().invoke(app, ["train", "--resume", "somewhere", "--preset", "cpu-small"])
     assert result.exit_code != 0
     assert "--preset cpu-small: a resumed run keeps its stored settings" in str(result.exception)
+
+
+def test_separate_vocabularies_keep_the_preset_from_sharing_embeddings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    train = _corpus(tmp_path, 100)
+    config, _, code = _train(monkeypatch, "--train", train, "--valid", train, "--separate", "--device", "cpu")
+    assert code == 0 and config is not None
+    assert config.model.tied_embeddings and not config.model.shared_embeddings
+    with pytest.raises(ConfigError, match="needs tokenizer.joint"):
+        config_from_dict({"tokenizer": {"joint": False}, "model": {"shared_embeddings": True}})
 
 
 def test_the_choice_follows_device_and_corpus_size() -> None:

@@ -78,9 +78,11 @@ def _with_flag_options(command: Command) -> Command:
     return command
 
 
-def _preset_values(name: str, given: dict[str, dict[str, Any]], device: str) -> dict[str, dict[str, Any]]:
-    """The preset's sections; "auto" picks one from the device and the training corpus size.
-    Says on stderr which preset and why, and how to change it."""
+def _preset_values(
+    name: str, given: dict[str, dict[str, Any]], device: str
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """The preset's sections, and the line that says which preset and why, and how to change
+    it; "auto" picks one from the device and the training corpus size."""
     from seqcli.presets import PRESET_NAMES, choose_preset, count_pairs, preset_config
 
     if name not in PRESET_NAMES:
@@ -94,14 +96,14 @@ def _preset_values(name: str, given: dict[str, dict[str, Any]], device: str) -> 
         device_type = pick_device(device).type
         name = choose_preset(device_type, pairs)
         reason = f"auto: device {device_type}, {reason}"
-    values = preset_config(name, pairs)
+    joint = given.get("tokenizer", {}).get("joint")
+    values = preset_config(name, pairs, joint=joint is not False)
     others = ", ".join(n for n in PRESET_NAMES if n not in ("auto", name))
-    typer.echo(
-        f"seqcli train: preset {name} ({reason}, vocabulary {values['tokenizer']['vocab_size']:,}); "
-        f"change it with --preset {others}, --config FILE or single flags",
-        err=True,
+    note = (
+        f"preset {name} ({reason}, vocabulary {values['tokenizer']['vocab_size']:,}); "
+        f"change it with --preset {others}, --config FILE or single flags"
     )
-    return values
+    return values, note
 
 
 @_with_flag_options
@@ -130,6 +132,7 @@ def train_command(
     if (out is None) == (resume is None):
         raise UsageError("--out or --resume: give exactly one (a new run directory, or one to continue)")
     overrides = merge(flags, parse_set(assignments))
+    note = ""  # said once training starts, so that an error stays one line
     if resume is not None:
         from seqcli.checkpoint import load_config
 
@@ -140,9 +143,10 @@ def train_command(
         base = load_toml(config_file) if config_file else {}
         chosen = preset or (None if config_file else "auto")
         if chosen is not None:
-            base = merge(_preset_values(chosen, merge(base, overrides), device), base)
+            values, note = _preset_values(chosen, merge(base, overrides), device)
+            base = merge(values, base)
     # Later wins: the preset, the file (or the resumed run's config), then the flags, then --set.
     config = config_from_dict(merge(base, overrides))
     from seqcli.cli.training import run_training
 
-    run_training(config, out, resume, device)
+    run_training(config, out, resume, device, note)

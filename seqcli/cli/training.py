@@ -10,8 +10,9 @@ from seqcli.config import Config
 from seqcli.errors import UsageError
 
 
-def run_training(config: Config, out: Path | None, resume: Path | None, device: str) -> None:
-    """Train a new run in `out`, or continue the one in `resume`; any task (config.data.task)."""
+def run_training(config: Config, out: Path | None, resume: Path | None, device: str, note: str = "") -> None:
+    """Train a new run in `out`, or continue the one in `resume`; any task (config.data.task).
+    note: a line said on stderr once the run is set up (the preset chosen, if any)."""
     from seqcli import distributed
     from seqcli.train import Trainer
 
@@ -30,6 +31,8 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
                     f"--out {out}: directory exists and is not empty; choose a new run directory"
                 )
             trainer = Trainer(config, out, device)
+            if note and is_main:
+                print(f"seqcli train: {note}", file=sys.stderr)
         with RichReporter() if is_main else QuietReporter() as reporter:
             trainer.run(reporter)
         del trainer  # DistributedDataParallel must go before the process group it uses

@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -101,14 +102,14 @@ def joeynmt_python(venv: Path, torch_version: str) -> Path:
     return python
 
 
-def prepare_tokenizer(work: Path, data: Path) -> Path:
+def prepare_tokenizer(work: Path, data: Path, vocab_size: int = 8000) -> Path:
     """One joint SentencePiece model for both toolkits, and JoeyNMT's vocabulary file."""
     model = work / "spm" / "joint.spm"
     if not model.exists():
         model.parent.mkdir(parents=True, exist_ok=True)
         corpora = [str(data / "train.de"), str(data / "train.en")]
         command = [sys.executable, "-m", "seqcli", "tokenize", "train", *corpora, "--model", str(model)]
-        run([*command, "--vocab-size", "8000"], log_to=work / "spm" / "train.log")
+        run([*command, "--vocab-size", str(vocab_size)], log_to=work / "spm" / "train.log")
     tokenizer = Tokenizer.load(model)
     pieces = tokenizer.ids_to_pieces(list(range(SPECIAL_PIECES, tokenizer.vocab_size)))
     write_text_atomic(work / "spm" / "joeynmt.vocab", "\n".join(pieces) + "\n")
@@ -116,10 +117,24 @@ def prepare_tokenizer(work: Path, data: Path) -> Path:
 
 
 def joeynmt_config(work: Path, data: Path, spm: Path, steps: int, device: str, beam: int) -> Path:
-    """JoeyNMT's configuration of the reference architecture (JSON is YAML, which it reads)."""
+    """JoeyNMT's configuration of the reference architecture, written as work/joeynmt-beamBEAM.yaml."""
+    config = joeynmt_settings(work, data, spm, steps, device, beam)
+    return write_joeynmt_config(config, work / f"joeynmt-beam{beam}.yaml")
+
+
+def write_joeynmt_config(config: dict[str, Any], path: Path) -> Path:
+    """Write a JoeyNMT configuration (JSON is YAML, which it reads)."""
+    # YAML 1.1 reads JSON's 1e-06 as a string: give exponents a decimal point (1.0e-06).
+    text = re.sub(r"(?<![.\d])(\d+)e([-+]\d+)", r"\1.0e\2", json.dumps(config, indent=1))
+    write_text_atomic(path, text + "\n")
+    return path
+
+
+def joeynmt_settings(work: Path, data: Path, spm: Path, steps: int, device: str, beam: int) -> dict[str, Any]:
+    """JoeyNMT's settings for the reference architecture, the model going to work/joeynmt-run."""
     side = {
         "max_length": 100, "min_length": 1, "lowercase": False, "normalize": False,
-        "level": "bpe", "voc_limit": 8000, "voc_min_freq": 1,
+        "level": "bpe", "voc_limit": Tokenizer.load(spm).vocab_size, "voc_min_freq": 1,
         "voc_file": str(work / "spm" / "joeynmt.vocab"), "tokenizer_type": "sentencepiece",
         "tokenizer_cfg": {"model_file": str(spm), "model_type": "unigram", "character_coverage": 1.0,
                           "pretokenizer": "none"},
@@ -159,11 +174,7 @@ def joeynmt_config(work: Path, data: Path, spm: Path, steps: int, device: str, b
                         "init_hidden": "bridge", "attention": "luong"},
         },
     }  # fmt: skip
-    path = work / f"joeynmt-beam{beam}.yaml"
-    # YAML 1.1 reads JSON's 1e-06 as a string: give exponents a decimal point (1.0e-06).
-    text = re.sub(r"(?<![.\d])(\d+)e([-+]\d+)", r"\1.0e\2", json.dumps(config, indent=1))
-    write_text_atomic(path, text + "\n")
-    return path
+    return config
 
 
 def seqcli_config(work: Path, data: Path, spm: Path, steps: int, name: str, **train: object) -> Path:

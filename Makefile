@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/dates
 
-.PHONY: install demo test test-slow lint format typecheck bench clean
+.PHONY: install demo test test-slow lint format typecheck bench bench-time-to-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ test-slow: $(STAMP)
 SHARED_DATA ?= ../shared/data
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compare_joeynmt.py --data $(SHARED_DATA)/multi30k --steps 300
+
+# the CPU recipe beside JoeyNMT 2.3.0 for the same wall-clock (three rows of 20 minutes, one after the other)
+bench-time-to-quality: $(STAMP)
+	$(BIN)/python benchmarks/time_to_quality.py --data $(SHARED_DATA)/multi30k --minutes 20
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -12,12 +12,15 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import time_to_quality as ttq  # noqa: E402
 
 from seqcli.config import config_from_dict, config_to_dict, load_toml  # noqa: E402
+from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece  # noqa: E402
 
 
-def test_joeynmt_rows_have_the_recipe_and_the_reference_architectures(
-    trained_run: Path, tmp_path: Path
-) -> None:
-    spm = trained_run / "src.spm"  # a 120-piece model
+def test_joeynmt_rows_have_the_recipe_and_the_reference_architectures(tmp_path: Path) -> None:
+    spm = tmp_path / "joint.spm"
+    sentences = [f"ein Hund läuft {n} mal über die Wiese" for n in range(40)] + [
+        "a dog runs over the meadow"
+    ] * 40
+    Tokenizer(train_sentencepiece(sentences, TokenizerSpec("unigram", 60))).save(spm)
     configs = ttq.joeynmt_rows(tmp_path, tmp_path / "data", spm, eval_every=300, batch_tokens=6400)
     ours = config_from_dict(load_toml(ttq.RECIPE))
     recipe, reference = (
@@ -49,7 +52,7 @@ def test_joeynmt_rows_have_the_recipe_and_the_reference_architectures(
     for row, config in (("joeynmt-recipe", recipe), ("joeynmt-reference", reference)):
         assert config["model_dir"] == str(tmp_path / f"{row}-run")
         assert config["training"]["validation_freq"] == 300
-        assert config["data"]["src"]["voc_limit"] == 120
+        assert config["data"]["src"]["voc_limit"] == Tokenizer.load(spm).vocab_size
         assert config["data"]["src"]["tokenizer_cfg"]["model_file"] == str(spm)
 
 

@@ -193,7 +193,9 @@ def uninterrupted_skip_thought(
     return whole
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+# SIGKILL recovery of the shared training loop is also covered, in the default suite, by
+# test_resume.py; here it runs with the slow tests.
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)])
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(
     story: tuple[Path, list[list[str]]], tmp_path: Path, uninterrupted_skip_thought: Path, sig: signal.Signals
 ) -> None:

@@ -57,6 +57,7 @@ from compare_joeynmt import (  # noqa: E402
     machine,
     prepare_tokenizer,
     real_tokens_per_batch,
+    run,
     write_joeynmt_config,
 )
 
@@ -142,11 +143,8 @@ def train_seqcli(work: Path, config: Path) -> dict[str, Any]:
     run_dir = work / "seqcli-run"
     shutil.rmtree(run_dir, ignore_errors=True)
     command = [sys.executable, "-m", "seqcli", "train", "--config", str(config), "--out", str(run_dir)]
-    log(" ".join(command))
-    before, start = loads(), time.monotonic()
-    with open(work / "seqcli-train.log", "w", encoding="utf-8") as err:
-        subprocess.run([*command, "--device", "cpu"], stderr=err, check=True)
-    wall = time.monotonic() - start
+    before = loads()
+    wall = run([*command, "--device", "cpu"], log_to=work / "seqcli-train.log")
     records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     speeds = sorted(r["target_tokens_per_second"] for r in records)
     return {
@@ -197,11 +195,10 @@ def train_joeynmt(row: str, work: Path, python: Path, config: Path, seconds: flo
 # Decoding
 
 
-def translate(command: list[str], source: Path, hyp: Path, log_to: Path) -> list[str]:
-    log(" ".join(command) + f" < {source} > {hyp}")
-    with open(source, "rb") as inp, open(hyp, "wb") as out, open(log_to, "w", encoding="utf-8") as err:
-        subprocess.run(command, stdin=inp, stdout=out, stderr=err, check=True)
-    return hyp.read_text(encoding="utf-8").splitlines()
+def translate(command: list[str], source: Path, hyp: Path, log_to: Path) -> tuple[list[str], float]:
+    """The command's output lines for source (one a line), and its wall-clock seconds."""
+    seconds = run(command, stdin=source, stdout=hyp, log_to=log_to)
+    return hyp.read_text(encoding="utf-8").splitlines(), seconds
 
 
 def joeynmt_checkpoint(row: str, work: Path, python: Path, config: Path, data: Path) -> dict[str, Any]:
@@ -210,24 +207,23 @@ def joeynmt_checkpoint(row: str, work: Path, python: Path, config: Path, data: P
     run_dir = work / f"{row}-run"
     reference = read_parallel(str(data / "valid"), "de", "en")[1]
     settings = json.loads(config.read_text())
-    chosen: dict[str, Any] = {"valid_bleu_greedy": {}}
-    best_bleu = -1.0
+
+    def decoding_config(checkpoint: str, beam: int) -> Path:
+        testing = {"load_model": str((run_dir / checkpoint).resolve()), "beam_size": beam}
+        settings["testing"].update(testing)
+        return write_joeynmt_config(settings, work / f"{row}-{checkpoint.split('.')[0]}-beam{beam}.yaml")
+
+    valid_bleu = {}
     for name in ("best.ckpt", "latest.ckpt"):
-        if not (run_dir / name).exists():
-            continue
-        for beam in (1, 5):
-            settings["testing"].update({"load_model": str((run_dir / name).resolve()), "beam_size": beam})
-            write_joeynmt_config(settings, work / f"{row}-{name.split('.')[0]}-beam{beam}.yaml")
-        stem = work / f"{row}-{name.split('.')[0]}"
-        command = [str(python), "-m", "joeynmt", "translate", f"{stem}-beam1.yaml"]
-        hypotheses = translate(
-            command, data / "valid.de", stem.with_suffix(".valid.hyp"), stem.with_suffix(".log")
-        )
-        bleu = score(hypotheses, reference).bleu
-        chosen["valid_bleu_greedy"][name] = bleu
-        if bleu > best_bleu:
-            best_bleu, chosen["checkpoint"], chosen["config"] = bleu, name, f"{stem}-beam5.yaml"
-    return chosen
+        if (run_dir / name).exists():
+            command = [str(python), "-m", "joeynmt", "translate", str(decoding_config(name, 1))]
+            stem = work / f"{row}-{name.split('.')[0]}"
+            hypotheses, _ = translate(
+                command, data / "valid.de", stem.with_suffix(".valid.hyp"), stem.with_suffix(".log")
+            )
+            valid_bleu[name] = score(hypotheses, reference).bleu
+    chosen = max(valid_bleu, key=valid_bleu.__getitem__)  # the first of equals: best.ckpt
+    return {"valid_bleu_greedy": valid_bleu, "checkpoint": chosen, "config": str(decoding_config(chosen, 5))}
 
 
 def test_scores(command: list[str], work: Path, row: str, data: Path) -> dict[str, Any]:
@@ -235,14 +231,9 @@ def test_scores(command: list[str], work: Path, row: str, data: Path) -> dict[st
     for test in TESTS:
         reference = read_parallel(str(data / test), "de", "en")[1]
         hyp = work / f"{row}.{test}.beam5.en"
-        start = time.monotonic()
-        hypotheses = translate(command, data / f"{test}.de", hyp, work / f"{row}.{test}.log")
+        hypotheses, seconds = translate(command, data / f"{test}.de", hyp, work / f"{row}.{test}.log")
         result = score(hypotheses, reference)
-        scores[test] = {
-            "bleu": result.bleu,
-            "chrf": result.chrf,
-            "seconds": round(time.monotonic() - start, 1),
-        }
+        scores[test] = {"bleu": result.bleu, "chrf": result.chrf, "seconds": round(seconds, 1)}
     return scores
 
 

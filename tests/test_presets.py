@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import seqcli.cli.training
 from seqcli.cli import app
-from seqcli.config import Config, config_from_dict
+from seqcli.config import Config, config_from_dict, config_to_dict, load_toml
 from seqcli.errors import ConfigError
 from seqcli.presets import PRESETS, choose_preset, preset_config, vocabulary_size
 
@@ -90,7 +90,7 @@ def test_separate_vocabularies_keep_the_preset_from_sharing_embeddings(
 
 def test_the_choice_follows_device_and_corpus_size() -> None:
     assert choose_preset("cuda", 29_000) == "gpu-base"
-    assert choose_preset("cuda", 2_000) == "cpu-small"  # too little data for 8.8M parameters
+    assert choose_preset("cuda", 2_000) == "cpu-small"  # too little data for the base model
     assert choose_preset("cpu", 500_000) == "cpu-small"
     assert [vocabulary_size(n) for n in (5_000, 29_000, 110_000)] == [2000, 4000, 8000]
     assert preset_config("gpu-base", 110_000) == {"tokenizer": {"vocab_size": 8000}}
@@ -100,15 +100,11 @@ def test_the_choice_follows_device_and_corpus_size() -> None:
     "path", sorted((Path(__file__).parents[1] / "configs").glob("*.toml")), ids=lambda p: p.name
 )
 def test_every_shipped_config_loads(path: Path) -> None:
-    from seqcli.config import config_from_dict, load_toml
-
     config = config_from_dict(load_toml(path))
     assert config.data.src_lang != config.data.tgt_lang
 
 
 def test_cpu_small_is_the_cpu_recipe_without_its_data_and_budget() -> None:
-    from seqcli.config import config_from_dict, config_to_dict, load_toml
-
     recipe = config_to_dict(
         config_from_dict(load_toml(Path(__file__).parents[1] / "configs" / "multi30k-de-en-cpu.toml"))
     )

@@ -7,7 +7,8 @@ override. Without --config, `seqcli train` picks one from the device and the cor
   budget: a 1-layer BiLSTM encoder and LSTM decoder of 256 with three-way tied embeddings,
   general attention without input feeding (teacher forcing then runs the decoder over the
   whole target at once), variational, embedding and source word dropout, bf16 where the CPU
-  has bf16 units, and the end-of-training averaging and length-penalty tuning: what trained
+  has bf16 units, a warm-up and cosine decay of the learning rate over the budget (or
+  max_steps), and the end-of-training averaging and length-penalty tuning: what trained
   best in tens of minutes on two cores (docs/results.md).
 - "gpu-base": seqcli's defaults, a 2-layer BiLSTM encoder and LSTM decoder of 512 with input
   feeding (16.9M parameters on an 8,000-piece vocabulary): sized for a GPU or hours of CPU.
@@ -49,7 +50,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "bf16": True,
             "keep_checkpoints": 5,
             "average_last": 5,
-            "tune_length_penalty": "0,0.4,0.8,1.2,1.6",
+            "lr_schedule": "cosine",
+            "warmup_steps": 200,
+            "tune_length_penalty": "0,0.4,0.8,1.2,1.6,2.0",
         },
     },
     "gpu-base": {},

@@ -140,7 +140,12 @@ def test_embed_answers_each_line_before_the_next_is_written(tmp_path: Path) -> N
     live = LiveProcess("embed", str(run_dir))
     answers = [live.ask(line) for line in lines]
     live.finish()
-    assert answers == expected
+    # A line embedded alone and the same line embedded in a batch may differ in the last printed digit
+    # (the matrix products take another path), so the vectors are compared as numbers.
+    assert len(answers) == len(expected)
+    for answer, reference in zip(answers, expected, strict=True):
+        numbers = [float(x) for x in answer.split()]
+        assert numbers == pytest.approx([float(x) for x in reference.split()], abs=1e-5)
     assert len(answers[0].split()) == 12 and set(answers[1].split()) == {"0"}
 
 

@@ -13,7 +13,8 @@ test2016 and test2017.
     python -m experiments.multi30k_cpu levers --data data/multi30k --work runs/levers --minutes 15
     python -m experiments.multi30k_cpu levers-report --work runs/levers
     python -m experiments.multi30k_cpu final --data data/multi30k --work runs/recipes --seeds 1 2
-    python -m experiments.multi30k_cpu final-report --work runs/recipes
+    python -m experiments.multi30k_cpu final-report --work runs/recipes --seeds 1 2 \
+        [--earlier runs/recipes-before --earlier-label "constant rate"]
 """
 
 from __future__ import annotations
@@ -259,28 +260,41 @@ def final_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def valid_figure(runs: list[dict[str, Any]], path: Path) -> None:
-    """Valid BLEU (greedy) against training minutes, one line per run."""
+def valid_figure(
+    runs: list[dict[str, Any]],
+    path: Path,
+    earlier: list[dict[str, Any]] | None = None,
+    earlier_label: str = "",
+) -> None:
+    """Valid BLEU (greedy) against training minutes, one line per run; the `earlier` runs (the
+    same names from another work folder) are drawn dashed in their run's colour."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7.2, 4.0))
-    for r in runs:
+    figure, axis = plt.subplots(figsize=(7.2, 4.4))
+    colours = {}
+    for r, style in [(r, "-") for r in runs] + [(r, "--") for r in earlier or []]:
         log = [json.loads(line) for line in (r["run_dir"] / "log.jsonl").read_text().splitlines()]
         minutes = [e["elapsed_seconds"] / 60 for e in log]
-        (line,) = axis.plot(minutes, [e["valid_bleu"] for e in log], label=r["run"])
+        label = r["run"] if style == "-" else f"{r['run']} ({earlier_label})"
+        (line,) = axis.plot(
+            minutes, [e["valid_bleu"] for e in log], style, label=label, color=colours.get(r["run"])
+        )
+        colours.setdefault(r["run"], line.get_color())
         averaging = r["finish"].get("averaging")
         if averaging:  # the end-of-training mean of the last checkpoints
-            axis.plot(minutes[-1], averaging["valid_bleu"], "*", markersize=11, color=line.get_color())
+            marker = "*" if style == "-" else "x"
+            axis.plot(minutes[-1], averaging["valid_bleu"], marker, markersize=10, color=line.get_color())
     axis.set_xlabel("training minutes (wall clock, validation included)")
     axis.set_ylabel("valid BLEU (greedy)")
     axis.set_title(
-        "Multi30k CPU recipes: 2 CPU cores, one torch thread per run\n(star: mean of the last 5 checkpoints)"
+        "Multi30k CPU recipes: 2 CPU cores, one torch thread per run\n"
+        "(star / cross: mean of the last 5 checkpoints)"
     )
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize=8, ncol=2 if earlier else 1)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -300,6 +314,10 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--directions", nargs="*", default=list(DIRECTIONS), choices=list(DIRECTIONS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1])
+    parser.add_argument(
+        "--earlier", type=Path, help="final-report: a work folder of earlier runs, drawn dashed in the figure"
+    )
+    parser.add_argument("--earlier-label", default="earlier", help="final-report: their legend note")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.action == "levers":
@@ -318,7 +336,15 @@ def main() -> None:
         names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
         runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]
         FINAL_RESULTS.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-        valid_figure([{**r, "run_dir": args.work / r["run"]} for r in runs], FIGURE)
+        earlier = []
+        if args.earlier:
+            earlier = [
+                {**final_summary(n, args.earlier), "run_dir": args.earlier / n}
+                for n in names
+                if (args.earlier / f"{n}.json").exists()
+            ]
+        current = [{**r, "run_dir": args.work / r["run"]} for r in runs]
+        valid_figure(current, FIGURE, earlier, args.earlier_label)
         print(final_table(runs))
 
 

@@ -14,7 +14,7 @@ test2016 and test2017.
     python -m experiments.multi30k_cpu levers-report --work runs/levers
     python -m experiments.multi30k_cpu final --data data/multi30k --work runs/recipes --seeds 1 2
     python -m experiments.multi30k_cpu final-report --work runs/recipes --seeds 1 2 \
-        [--earlier runs/recipes-before --earlier-label "constant rate"]
+        [--results R.json --figure F.png --earlier EARLIER.json --earlier-label "constant rate"]
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def final_summary(name: str, work: Path) -> dict[str, Any]:
 
 def final_table(runs: list[dict[str, Any]]) -> str:
     lines = [
-        "| run | params | training | valid BLEU best single / final | length penalty "
+        "| run | params | training | valid BLEU best single / final | length penalty (valid BLEU, beam 5) "
         "| test2016 BLEU greedy / beam 5 | chrF greedy / beam 5 "
         "| test2017 BLEU greedy / beam 5 | chrF greedy / beam 5 |",
         "|---|---:|---|---|---:|---|---|---|---|",
@@ -246,6 +246,8 @@ def final_table(runs: list[dict[str, Any]]) -> str:
         s = r["scores"]
         averaging = r["finish"].get("averaging", {})
         final_valid = max(r["best_valid_bleu"], averaging.get("valid_bleu", 0.0))
+        tuning = r["finish"]["length_penalty"]
+        penalty = f"{tuning['chosen']:g} ({tuning['valid_bleu'][format(tuning['chosen'], 'g')]:.2f})"
         cells = []
         for test in TESTS:
             bleu = f"{s[test + '.beam1']['bleu']:.2f} / {s[test + '.beam5']['bleu']:.2f}"
@@ -254,7 +256,7 @@ def final_table(runs: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['run']} | {r['parameters'] / 1e6:.2f}M "
             f"| {r['train_seconds']:.0f} s, {r['updates']:,} updates "
-            f"| {r['best_valid_bleu']:.2f} / {final_valid:.2f} | {r['finish']['length_penalty']['chosen']:g} "
+            f"| {r['best_valid_bleu']:.2f} / {final_valid:.2f} | {penalty} "
             f"| {' | '.join(cells)} |"
         )
     return "\n".join(lines)
@@ -266,28 +268,26 @@ def valid_figure(
     earlier: list[dict[str, Any]] | None = None,
     earlier_label: str = "",
 ) -> None:
-    """Valid BLEU (greedy) against training minutes, one line per run; the `earlier` runs (the
-    same names from another work folder) are drawn dashed in their run's colour."""
+    """Valid BLEU (greedy) against updates, one line per run (from `final_summary`); the
+    `earlier` runs (the same names from another results file) are drawn dashed in their run's
+    colour."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7.2, 4.4))
-    colours = {}
+    colours: dict[str, str] = {}
     for r, style in [(r, "-") for r in runs] + [(r, "--") for r in earlier or []]:
-        log = [json.loads(line) for line in (r["run_dir"] / "log.jsonl").read_text().splitlines()]
-        minutes = [e["elapsed_seconds"] / 60 for e in log]
+        steps, bleu = zip(*r["valid_curve"], strict=True)
         label = r["run"] if style == "-" else f"{r['run']} ({earlier_label})"
-        (line,) = axis.plot(
-            minutes, [e["valid_bleu"] for e in log], style, label=label, color=colours.get(r["run"])
-        )
+        (line,) = axis.plot(steps, bleu, style, label=label, color=colours.get(r["run"]))
         colours.setdefault(r["run"], line.get_color())
         averaging = r["finish"].get("averaging")
         if averaging:  # the end-of-training mean of the last checkpoints
             marker = "*" if style == "-" else "x"
-            axis.plot(minutes[-1], averaging["valid_bleu"], marker, markersize=10, color=line.get_color())
-    axis.set_xlabel("training minutes (wall clock, validation included)")
+            axis.plot(steps[-1], averaging["valid_bleu"], marker, markersize=10, color=line.get_color())
+    axis.set_xlabel("updates (45 minutes of training each)")
     axis.set_ylabel("valid BLEU (greedy)")
     axis.set_title(
         "Multi30k CPU recipes: 2 CPU cores, one torch thread per run\n"
@@ -314,10 +314,10 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--directions", nargs="*", default=list(DIRECTIONS), choices=list(DIRECTIONS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1])
-    parser.add_argument(
-        "--earlier", type=Path, help="final-report: a work folder of earlier runs, drawn dashed in the figure"
-    )
-    parser.add_argument("--earlier-label", default="earlier", help="final-report: their legend note")
+    parser.add_argument("--results", type=Path, default=FINAL_RESULTS, help="final-report: the JSON written")
+    parser.add_argument("--figure", type=Path, default=FIGURE, help="final-report: the PNG written")
+    parser.add_argument("--earlier", type=Path, help="final-report: an earlier results JSON, drawn dashed")
+    parser.add_argument("--earlier-label", default="earlier", help="final-report: its legend note")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.action == "levers":
@@ -335,16 +335,9 @@ def main() -> None:
     else:
         names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
         runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]
-        FINAL_RESULTS.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-        earlier = []
-        if args.earlier:
-            earlier = [
-                {**final_summary(n, args.earlier), "run_dir": args.earlier / n}
-                for n in names
-                if (args.earlier / f"{n}.json").exists()
-            ]
-        current = [{**r, "run_dir": args.work / r["run"]} for r in runs]
-        valid_figure(current, FIGURE, earlier, args.earlier_label)
+        args.results.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        earlier = json.loads(args.earlier.read_text())["runs"] if args.earlier else []
+        valid_figure(runs, args.figure, earlier, args.earlier_label)
         print(final_table(runs))
 
 

@@ -1,15 +1,24 @@
 """experiments/multi30k_cpu.py: every ablation row is a valid `seqcli train` command that
-changes what its row says, on top of the untied base recipe."""
+changes what its row says, on top of the untied base recipe; the final report reads what
+`final` leaves."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 import seqcli.cli.training
-from experiments.multi30k_cpu import BASE_RECIPE, ROWS, levers_command
+from experiments.multi30k_cpu import (
+    BASE_RECIPE,
+    ROWS,
+    final_summary,
+    final_table,
+    levers_command,
+    valid_figure,
+)
 from seqcli.cli import app
 from seqcli.config import Config, config_from_dict, load_toml
 
@@ -63,3 +72,38 @@ def test_each_lever_row_trains_the_base_with_its_change(
             }[row]
         )
     assert changed == expected
+
+
+def _fake_final_run(work: Path, name: str, curve: list[tuple[int, float]], averaged: float) -> None:
+    """The files `final` leaves for a run: its log, finish.json, stderr log and scores."""
+    run_dir = work / name
+    run_dir.mkdir(parents=True)
+    log = [
+        {"step": step, "elapsed_seconds": 60.0 * i, "valid_bleu": bleu}
+        for i, (step, bleu) in enumerate(curve)
+    ]
+    (run_dir / "log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in log))
+    finish = {
+        "averaging": {"valid_bleu": averaged, "kept": averaged > max(b for _, b in curve)},
+        "length_penalty": {"beam_size": 5, "valid_bleu": {"0": 30.5, "1.2": 31.25, "2": 30.0}, "chosen": 1.2},
+    }
+    (run_dir / "finish.json").write_text(json.dumps(finish))
+    (work / f"{name}.log").write_text("seqcli train: parameters 2,277,792, train_pairs 10\n")
+    scores = {
+        f"{t}.beam{b}": {"bleu": 20.0 + b, "chrf": 50.0 + b} for t in ("test2016", "test2017") for b in (1, 5)
+    }
+    (work / f"{name}.json").write_text(json.dumps({"scores": scores, "load_before": 0.1, "load_after": 2.0}))
+
+
+def test_final_report_table_and_figure_with_earlier_runs(tmp_path: Path) -> None:
+    _fake_final_run(tmp_path / "now", "de-en-seed1", [(400, 20.0), (800, 29.5)], averaged=30.25)
+    _fake_final_run(tmp_path / "before", "de-en-seed1", [(400, 18.0), (800, 27.0)], averaged=26.0)
+    now = final_summary("de-en-seed1", tmp_path / "now")
+    row = final_table([now]).splitlines()[-1]
+    # best single / kept mean, then the chosen length penalty with its valid BLEU
+    assert "| 29.50 / 30.25 | 1.2 (31.25) |" in row and "| 2.28M |" in row
+    # an earlier results file, as final-report wrote it, is drawn beside the current runs
+    earlier = json.loads(json.dumps({"runs": [final_summary("de-en-seed1", tmp_path / "before")]}))["runs"]
+    figure = tmp_path / "valid.png"
+    valid_figure([now], figure, earlier, "constant rate")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

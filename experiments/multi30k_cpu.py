@@ -13,6 +13,8 @@ test2016 and test2017.
     python -m experiments.multi30k_cpu levers --data data/multi30k --work runs/levers --minutes 15
     python -m experiments.multi30k_cpu levers-report --work runs/levers
     python -m experiments.multi30k_cpu final --data data/multi30k --work runs/recipes --seeds 1 2
+    python -m experiments.multi30k_cpu final --directions en-de --work runs/en-de-dropout \
+        --set model.dropout=0.3   # a variant of the recipe, trained and scored the same way
     python -m experiments.multi30k_cpu final-report --work runs/recipes --seeds 1 2 \
         [--results R.json --figure F.png --earlier EARLIER.json --earlier-label "constant rate"]
 """
@@ -152,20 +154,26 @@ def score_test(run_dir: Path, prefix: Path, src: str, tgt: str, beam: int) -> di
     return json.loads(subprocess.run(evaluate, check=True, capture_output=True, text=True).stdout)
 
 
-def run_final(direction: str, seed: int, data: Path, work: Path) -> None:
-    """Train the direction's recipe with this seed, then score greedy and beam 5 on both test sets."""
+def final_command(direction: str, seed: int, data: Path, run_dir: Path, changes: list[str]) -> list[str]:
+    """`seqcli train` on the direction's recipe in configs/, each change as a `--set`."""
+    config = REPO / "configs" / f"multi30k-{direction}-cpu.toml"
+    return seqcli(
+        "train", "--config", str(config), "--train", str(data / "train"), "--valid", str(data / "valid"),
+        "--seed", str(seed), "--out", str(run_dir), "--device", "cpu",
+        *(arg for change in changes for arg in ("--set", change)),
+    )  # fmt: skip
+
+
+def run_final(direction: str, seed: int, data: Path, work: Path, changes: list[str]) -> None:
+    """Train the direction's recipe with this seed and these `--set KEY=VALUE` changes, then
+    score greedy and beam 5 on both test sets."""
     name = f"{direction}-seed{seed}"
     marker = work / f"{name}.json"
     if marker.exists():
         return
     src, tgt = DIRECTIONS[direction]
     run_dir = work / name
-    config = REPO / "configs" / f"multi30k-{direction}-cpu.toml"
-    args = seqcli(
-        "train", "--config", str(config), "--train", str(data / "train"), "--valid", str(data / "valid"),
-        "--seed", str(seed), "--out", str(run_dir), "--device", "cpu",
-    )  # fmt: skip
-    record = run_logged(name, work, args)
+    record = run_logged(name, work, final_command(direction, seed, data, run_dir, changes))
     scores = {}
     for test in TESTS:
         for beam in (1, 5):
@@ -314,6 +322,10 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--directions", nargs="*", default=list(DIRECTIONS), choices=list(DIRECTIONS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1])
+    parser.add_argument(
+        "--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
+        help="final: a change to the recipe, passed to seqcli train (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--results", type=Path, default=FINAL_RESULTS, help="final-report: the JSON written")
     parser.add_argument("--figure", type=Path, default=FIGURE, help="final-report: the PNG written")
     parser.add_argument("--earlier", type=Path, help="final-report: an earlier results JSON, drawn dashed")
@@ -327,7 +339,7 @@ def main() -> None:
     elif args.action == "final":
         jobs = [(d, seed) for seed in args.seeds for d in args.directions]
         with ThreadPoolExecutor(args.workers) as pool:
-            list(pool.map(lambda job: run_final(job[0], job[1], args.data, args.work), jobs))
+            list(pool.map(lambda job: run_final(job[0], job[1], args.data, args.work, args.changes), jobs))
     elif args.action == "levers-report":
         rows = [summarize(name, args.work) for name in args.rows if (args.work / f"{name}.json").exists()]
         LEVERS_RESULTS.write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2) + "\n")

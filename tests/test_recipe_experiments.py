@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 import seqcli.cli.training
 from experiments.multi30k_cpu import (
     BASE_RECIPE,
+    REPO,
     ROWS,
+    final_command,
     final_summary,
     final_table,
     levers_command,
@@ -72,6 +74,23 @@ def test_each_lever_row_trains_the_base_with_its_change(
             }[row]
         )
     assert changed == expected
+
+
+def test_final_command_trains_the_recipe_with_only_the_given_changes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    recipe = config_from_dict(load_toml(REPO / "configs" / "multi30k-en-de-cpu.toml"))
+    changes = ["model.dropout=0.3", "tokenizer.sampling_alpha=0.5"]
+    command = final_command("en-de", 2, tmp_path / "data", tmp_path / "run", changes)
+    config = _config_of(command[1:], monkeypatch)
+    changed = {
+        f"{section}.{name}": value
+        for section in ("tokenizer", "model", "train")
+        for name, value in vars(getattr(config, section)).items()
+        if value != getattr(getattr(recipe, section), name)
+    }
+    assert changed == {"model.dropout": 0.3, "tokenizer.sampling_alpha": 0.5, "train.seed": 2}
+    assert (config.data.train, config.train.max_minutes) == (str(tmp_path / "data" / "train"), 45)
 
 
 def _fake_final_run(work: Path, name: str, curve: list[tuple[int, float]], averaged: float) -> None:

@@ -33,6 +33,16 @@ def _config_of(args: list[str], monkeypatch: pytest.MonkeyPatch) -> Config:
     return seen[0]
 
 
+def _changed(config: Config, base: Config) -> dict[str, object]:
+    """`section.name` -> value for each tokenizer, model and train setting that differs from base."""
+    return {
+        f"{section}.{name}": value
+        for section in ("tokenizer", "model", "train")
+        for name, value in vars(getattr(config, section)).items()
+        if value != getattr(getattr(base, section), name)
+    }
+
+
 @pytest.mark.parametrize("row", list(ROWS))
 def test_each_lever_row_trains_the_base_with_its_change(
     row: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -42,12 +52,7 @@ def test_each_lever_row_trains_the_base_with_its_change(
     assert (base.model.embedding_size, base.model.tied_embeddings, base.train.average_last) == (128, False, 5)
     config = _config_of(levers_command(row, tmp_path / "data", tmp_path / row, 15)[1:], monkeypatch)
     assert config.train.max_minutes == 15
-    changed = {
-        f"{section}.{name}"
-        for section in ("tokenizer", "model", "train")
-        for name, value in vars(getattr(config, section)).items()
-        if value != getattr(getattr(base, section), name)
-    } - {"train.max_minutes"}
+    changed = set(_changed(config, base)) - {"train.max_minutes"}
     expected = {
         "base-fp32": {"train.bf16"},
         "base-bf16": set(),
@@ -83,13 +88,8 @@ def test_final_command_trains_the_recipe_with_only_the_given_changes(
     changes = ["model.dropout=0.3", "tokenizer.sampling_alpha=0.5"]
     command = final_command("en-de", 2, tmp_path / "data", tmp_path / "run", changes)
     config = _config_of(command[1:], monkeypatch)
-    changed = {
-        f"{section}.{name}": value
-        for section in ("tokenizer", "model", "train")
-        for name, value in vars(getattr(config, section)).items()
-        if value != getattr(getattr(recipe, section), name)
-    }
-    assert changed == {"model.dropout": 0.3, "tokenizer.sampling_alpha": 0.5, "train.seed": 2}
+    expected = {"model.dropout": 0.3, "tokenizer.sampling_alpha": 0.5, "train.seed": 2}
+    assert _changed(config, recipe) == expected
     assert (config.data.train, config.train.max_minutes) == (str(tmp_path / "data" / "train"), 45)
 
 

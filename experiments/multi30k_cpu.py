@@ -11,7 +11,8 @@ then translated (greedy and beam 5, the length penalty the run tuned on valid) a
 test2016 and test2017.
 
     python -m experiments.multi30k_cpu levers --data data/multi30k --work runs/levers --minutes 15
-    python -m experiments.multi30k_cpu levers-report --work runs/levers
+    python -m experiments.multi30k_cpu levers-report --work runs/levers   # adds its rows to
+        # benchmarks/results/multi30k_levers.json, keeping rows of the same budget not rerun
     python -m experiments.multi30k_cpu final --data data/multi30k --work runs/recipes --seeds 1 2
     python -m experiments.multi30k_cpu final --directions en-de --work runs/en-de-dropout \
         --set model.dropout=0.3   # a variant of the recipe, trained and scored the same way
@@ -210,6 +211,15 @@ def _parameters(log_file: Path) -> int | None:
     return int(found.group(1).replace(",", "")) if found else None
 
 
+def merge_rows(earlier: dict[str, Any] | None, minutes: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The levers results with these rows: each replaces the earlier row of its name, and the
+    earlier rows of the same budget that were not run again are kept, in ROWS order, so one
+    row can be added to the table without training the others again."""
+    kept = {r["row"]: r for r in earlier["rows"]} if earlier and earlier["minutes"] == minutes else {}
+    kept.update({r["row"]: r for r in rows})
+    return {"minutes": minutes, "rows": [kept[name] for name in ROWS if name in kept]}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| row | change | parameters | updates | target tok/s | valid BLEU (best) "
@@ -342,8 +352,10 @@ def main() -> None:
             list(pool.map(lambda job: run_final(job[0], job[1], args.data, args.work, args.changes), jobs))
     elif args.action == "levers-report":
         rows = [summarize(name, args.work) for name in args.rows if (args.work / f"{name}.json").exists()]
-        LEVERS_RESULTS.write_text(json.dumps({"minutes": args.minutes, "rows": rows}, indent=2) + "\n")
-        print(table(rows))
+        earlier = json.loads(LEVERS_RESULTS.read_text()) if LEVERS_RESULTS.exists() else None
+        results = merge_rows(earlier, args.minutes, rows)
+        LEVERS_RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        print(table(results["rows"]))
     else:
         names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
         runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]

@@ -19,6 +19,7 @@ from experiments.multi30k_cpu import (
     final_summary,
     final_table,
     levers_command,
+    merge_rows,
     valid_figure,
 )
 from seqcli.cli import app
@@ -126,3 +127,19 @@ def test_final_report_table_and_figure_with_earlier_runs(tmp_path: Path) -> None
     figure = tmp_path / "valid.png"
     valid_figure([now], figure, earlier, "constant rate")
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_levers_report_adds_a_rerun_row_and_keeps_the_others_of_the_same_budget() -> None:
+    earlier = {"minutes": 15.0, "rows": [{"row": "tied", "bleu": 1}, {"row": "base-bf16", "bleu": 2}]}
+    merged = merge_rows(earlier, 15.0, [{"row": "tied+inverse-sqrt", "bleu": 3}, {"row": "tied", "bleu": 4}])
+    assert merged == {
+        "minutes": 15.0,
+        "rows": [
+            {"row": "base-bf16", "bleu": 2},
+            {"row": "tied", "bleu": 4},
+            {"row": "tied+inverse-sqrt", "bleu": 3},
+        ],
+    }
+    # rows trained for another budget are not comparable, so they are dropped
+    assert merge_rows(earlier, 10.0, [{"row": "tied", "bleu": 5}])["rows"] == [{"row": "tied", "bleu": 5}]
+    assert merge_rows(None, 15.0, [])["rows"] == []

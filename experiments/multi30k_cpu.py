@@ -16,6 +16,8 @@ test2016 and test2017.
     python -m experiments.multi30k_cpu final --data data/multi30k --work runs/recipes --seeds 1 2
     python -m experiments.multi30k_cpu final --directions en-de --work runs/en-de-dropout \
         --set model.dropout=0.3   # a variant of the recipe, trained and scored the same way
+    python -m experiments.multi30k_cpu final --directions en-de --workers 1 --threads 0 \
+        --work runs/en-de-alone   # one run at a time, alone on the machine, torch's threads
     python -m experiments.multi30k_cpu final-report --work runs/recipes --seeds 1 2 \
         [--results R.json --figure F.png --earlier EARLIER.json --earlier-label "constant rate"]
 """
@@ -118,15 +120,24 @@ def levers_command(name: str, data: Path, run_dir: Path, minutes: float) -> list
     return seqcli("train", "--config", str(base), *data_args, "--out", str(run_dir), *limits, *ROWS[name][1])
 
 
-def run_logged(name: str, work: Path, args: list[str]) -> dict[str, Any]:
-    """Run one training command with one torch thread, its stderr to WORK/NAME.log; returns
-    its wall time and the load average before and after."""
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment of a seqcli process with this many torch threads (0: torch's default,
+    one per core)."""
+    if threads == 0:
+        return {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
+
+
+def run_logged(name: str, work: Path, args: list[str], threads: int = 1) -> dict[str, Any]:
+    """Run one training command with this many torch threads, its stderr to WORK/NAME.log;
+    returns its wall time and the load average before and after."""
     load_before = os.getloadavg()[0]
     start = time.monotonic()
     with open(work / f"{name}.log", "w") as log:
-        subprocess.run(args, check=True, stderr=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        subprocess.run(args, check=True, stderr=log, env=thread_env(threads))
     return {
         "command": " ".join(["seqcli", *args[1:]]),
+        "torch_threads": threads or os.cpu_count(),
         "wall_seconds": round(time.monotonic() - start, 1),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
@@ -142,7 +153,9 @@ def run_row(name: str, data: Path, work: Path, minutes: float) -> None:
     print(f"{name}: done in {record['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
 
 
-def score_test(run_dir: Path, prefix: Path, src: str, tgt: str, beam: int) -> dict[str, Any]:
+def score_test(
+    run_dir: Path, prefix: Path, src: str, tgt: str, beam: int, threads: int = 1
+) -> dict[str, Any]:
     """`seqcli translate` PREFIX.SRC with this beam (the run's stored length penalty), then
     `seqcli evaluate` against PREFIX.TGT; the output stays in the run directory."""
     hyp = run_dir / f"{prefix.name}.beam{beam}.{tgt}"
@@ -150,7 +163,7 @@ def score_test(run_dir: Path, prefix: Path, src: str, tgt: str, beam: int) -> di
         "translate", str(run_dir), "--beam-size", str(beam), "--input", f"{prefix}.{src}",
         "--output", str(hyp), "--device", "cpu",
     )  # fmt: skip
-    subprocess.run(translate, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    subprocess.run(translate, check=True, env=thread_env(threads))
     evaluate = seqcli("evaluate", "--ref", f"{prefix}.{tgt}", str(hyp), "--json")
     return json.loads(subprocess.run(evaluate, check=True, capture_output=True, text=True).stdout)
 
@@ -165,20 +178,22 @@ def final_command(direction: str, seed: int, data: Path, run_dir: Path, changes:
     )  # fmt: skip
 
 
-def run_final(direction: str, seed: int, data: Path, work: Path, changes: list[str]) -> None:
+def run_final(
+    direction: str, seed: int, data: Path, work: Path, changes: list[str], threads: int = 1
+) -> None:
     """Train the direction's recipe with this seed and these `--set KEY=VALUE` changes, then
-    score greedy and beam 5 on both test sets."""
+    score greedy and beam 5 on both test sets, each process with this many torch threads."""
     name = f"{direction}-seed{seed}"
     marker = work / f"{name}.json"
     if marker.exists():
         return
     src, tgt = DIRECTIONS[direction]
     run_dir = work / name
-    record = run_logged(name, work, final_command(direction, seed, data, run_dir, changes))
+    record = run_logged(name, work, final_command(direction, seed, data, run_dir, changes), threads)
     scores = {}
     for test in TESTS:
         for beam in (1, 5):
-            scores[f"{test}.beam{beam}"] = score_test(run_dir, data / test, src, tgt, beam)
+            scores[f"{test}.beam{beam}"] = score_test(run_dir, data / test, src, tgt, beam, threads)
     record["scores"] = scores
     marker.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{name}: done in {record['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
@@ -329,6 +344,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "levers")
     parser.add_argument("--minutes", type=float, default=15.0, help="levers: training budget of every row")
     parser.add_argument("--workers", type=int, default=2, help="runs trained side by side")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="final: torch threads of each run (0: one per core, for a run alone on the machine)",
+    )  # fmt: skip
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--directions", nargs="*", default=list(DIRECTIONS), choices=list(DIRECTIONS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[1])
@@ -349,7 +368,9 @@ def main() -> None:
     elif args.action == "final":
         jobs = [(d, seed) for seed in args.seeds for d in args.directions]
         with ThreadPoolExecutor(args.workers) as pool:
-            list(pool.map(lambda job: run_final(job[0], job[1], args.data, args.work, args.changes), jobs))
+            list(
+                pool.map(lambda job: run_final(*job, args.data, args.work, args.changes, args.threads), jobs)
+            )
     elif args.action == "levers-report":
         rows = [summarize(name, args.work) for name in args.rows if (args.work / f"{name}.json").exists()]
         earlier = json.loads(LEVERS_RESULTS.read_text()) if LEVERS_RESULTS.exists() else None

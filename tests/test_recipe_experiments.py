@@ -20,6 +20,7 @@ from experiments.multi30k_cpu import (
     final_table,
     levers_command,
     merge_rows,
+    thread_env,
     valid_figure,
 )
 from seqcli.cli import app
@@ -92,6 +93,15 @@ def test_final_command_trains_the_recipe_with_only_the_given_changes(
     expected = {"model.dropout": 0.3, "tokenizer.sampling_alpha": 0.5, "train.seed": 2}
     assert _changed(config, recipe) == expected
     assert (config.data.train, config.train.max_minutes) == (str(tmp_path / "data" / "train"), 45)
+
+
+def test_thread_env_sets_or_clears_the_torch_threads_of_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setenv("SEQCLI_SHARED_DATA", "/data")
+    assert thread_env(1)["OMP_NUM_THREADS"] == "1"
+    assert thread_env(2)["OMP_NUM_THREADS"] == "2"
+    alone = thread_env(0)  # torch's default: one thread per core
+    assert "OMP_NUM_THREADS" not in alone and alone["SEQCLI_SHARED_DATA"] == "/data"
 
 
 def _fake_final_run(work: Path, name: str, curve: list[tuple[int, float]], averaged: float) -> None:

@@ -322,9 +322,10 @@ def valid_figure(
             axis.plot(steps[-1], averaging["valid_bleu"], marker, markersize=10, color=line.get_color())
     axis.set_xlabel("updates (45 minutes of training each)")
     axis.set_ylabel("valid BLEU (greedy)")
+    threads = max(r.get("torch_threads", 1) for r in runs)  # runs before --threads used one
+    setting = "one torch thread per run" if threads == 1 else f"one run at a time, {threads} torch threads"
     axis.set_title(
-        "Multi30k CPU recipes: 2 CPU cores, one torch thread per run\n"
-        "(star / cross: mean of the last 5 checkpoints)"
+        f"Multi30k CPU recipes: 2 CPU cores, {setting}\n(star / cross: mean of the last 5 checkpoints)"
     )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, ncol=2 if earlier else 1)

@@ -137,7 +137,6 @@ def run_logged(name: str, work: Path, args: list[str], threads: int = 1) -> dict
         subprocess.run(args, check=True, stderr=log, env=thread_env(threads))
     return {
         "command": " ".join(["seqcli", *args[1:]]),
-        "torch_threads": threads or os.cpu_count(),
         "wall_seconds": round(time.monotonic() - start, 1),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
@@ -215,14 +214,14 @@ def summarize(name: str, work: Path) -> dict[str, Any]:
         "best_step": best["step"],
         "averaged_valid_bleu": averaged["valid_bleu"] if averaged else None,
         "target_tokens_per_second": round(sorted(speeds)[len(speeds) // 2]),
-        "parameters": _parameters(work / f"{name}.log"),
+        "parameters": _started_with(work / f"{name}.log", "parameters"),
         **record,
     }
 
 
-def _parameters(log_file: Path) -> int | None:
-    """The parameter count `seqcli train` printed at its start."""
-    found = re.search(r"parameters ([\d,]+)", log_file.read_text())
+def _started_with(log_file: Path, key: str) -> int | None:
+    """A count `seqcli train` printed at its start: "parameters" or (torch) "threads"."""
+    found = re.search(rf"\b{key}\s+([\d,]+)", log_file.read_text())  # rich may wrap the line
     return int(found.group(1).replace(",", "")) if found else None
 
 
@@ -262,7 +261,8 @@ def final_summary(name: str, work: Path) -> dict[str, Any]:
         "train_seconds": log[-1]["elapsed_seconds"],
         "best_valid_bleu": max(r["valid_bleu"] for r in log),
         "finish": finish,
-        "parameters": _parameters(work / f"{name}.log"),
+        "parameters": _started_with(work / f"{name}.log", "parameters"),
+        "torch_threads": _started_with(work / f"{name}.log", "threads"),
         "valid_curve": [(r["step"], r["valid_bleu"]) for r in log],
         **record,
     }
@@ -322,7 +322,7 @@ def valid_figure(
             axis.plot(steps[-1], averaging["valid_bleu"], marker, markersize=10, color=line.get_color())
     axis.set_xlabel("updates (45 minutes of training each)")
     axis.set_ylabel("valid BLEU (greedy)")
-    threads = max(r.get("torch_threads", 1) for r in runs)  # runs before --threads used one
+    threads = max(r.get("torch_threads") or 1 for r in runs)  # runs before --threads used one
     setting = "one torch thread per run" if threads == 1 else f"one run at a time, {threads} torch threads"
     axis.set_title(
         f"Multi30k CPU recipes: 2 CPU cores, {setting}\n(star / cross: mean of the last 5 checkpoints)"

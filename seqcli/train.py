@@ -192,7 +192,12 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             checkpoint.save_config(self.run_dir, self.config)
             checkpoint.save_tokenizers(self.run_dir, *self.task.tokenizers)
-        info = {**self.task.info(), "device": str(self.device), "from_step": self.loop.step}
+        info = {
+            **self.task.info(),
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "from_step": self.loop.step,
+        }
         self.reporter.on_start(cfg.max_steps, info)
         loop = self.loop
         self.model.train()

@@ -20,6 +20,12 @@ test2016 and test2017.
         --work runs/en-de-alone   # one run at a time, alone on the machine, torch's threads
     python -m experiments.multi30k_cpu final-report --work runs/recipes --seeds 1 2 \
         [--results R.json --figure F.png --earlier EARLIER.json --earlier-label "constant rate"]
+    python -m experiments.multi30k_cpu averaging --work runs/recipes --directions en-de \
+        --windows 3 5 8 10 --results R.json   # needs runs made with train.keep_checkpoints=10
+
+`averaging`: after the final runs, the mean of each run's last N evaluation checkpoints for
+several N (`seqcli average`), each scored on valid with beam 5 at the given length penalties
+(`seqcli tune-length-penalty`); the window is a choice made on valid.
 """
 
 from __future__ import annotations
@@ -225,6 +231,33 @@ def _started_with(log_file: Path, key: str) -> int | None:
     return int(found.group(1).replace(",", "")) if found else None
 
 
+def average_windows(
+    name: str, work: Path, data: Path, windows: list[int], alphas: str, threads: int = 1
+) -> dict[str, Any]:
+    """Valid BLEU (beam 5, at each of ALPHAS) of the mean of the run's last N checkpoints, for
+    each N in WINDOWS that the run kept; the averaged runs are written to WORK/NAME-avgN."""
+    kept = len(list((work / name).glob("step-*.safetensors")))
+    scores = {}
+    for window in (w for w in windows if w <= kept):
+        out = work / f"{name}-avg{window}"
+        if not out.exists():  # made by an earlier call
+            average = seqcli("average", str(work / name), "--last", str(window), "--out", str(out))
+            subprocess.run(average, check=True, env=thread_env(threads), stdout=subprocess.DEVNULL)
+        tune = seqcli(
+            "tune-length-penalty", str(out), "--valid", str(data / "valid"), "--alphas", alphas,
+            "--beam-size", "5", "--device", "cpu",
+        )  # fmt: skip
+        lines = subprocess.run(
+            tune, check=True, capture_output=True, text=True, env=thread_env(threads)
+        ).stdout
+        scores[str(window)] = {
+            alpha: float(bleu)
+            for alpha, bleu, _ in (row.split("\t") for row in lines.splitlines()[1:])  # after the header
+        }
+        print(f"{name} last {window}: {scores[str(window)]}", file=sys.stderr, flush=True)
+    return {"run": name, "valid_bleu_beam5": scores}
+
+
 def merge_rows(earlier: dict[str, Any] | None, minutes: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The levers results with these rows: each replaces the earlier row of its name, and the
     earlier rows of the same budget that were not run again are kept, in ROWS order, so one
@@ -338,7 +371,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=("levers", "levers-report", "final", "final-report"))
+    parser.add_argument("action", choices=("levers", "levers-report", "final", "final-report", "averaging"))
     parser.add_argument(
         "--data", type=Path, default=REPO / "data" / "multi30k", help="Multi30k prefix folder"
     )
@@ -356,8 +389,16 @@ def main() -> None:
         "--set", dest="changes", action="append", default=[], metavar="KEY=VALUE",
         help="final: a change to the recipe, passed to seqcli train (repeatable)",
     )  # fmt: skip
-    parser.add_argument("--results", type=Path, default=FINAL_RESULTS, help="final-report: the JSON written")
+    parser.add_argument(
+        "--results", type=Path,
+        help=f"final-report, averaging: the JSON written (final-report: {FINAL_RESULTS.relative_to(REPO)})",
+    )  # fmt: skip
     parser.add_argument("--figure", type=Path, default=FIGURE, help="final-report: the PNG written")
+    parser.add_argument(
+        "--windows", nargs="*", type=int, default=[3, 5, 8, 10],
+        help="averaging: the numbers of last checkpoints averaged",
+    )  # fmt: skip
+    parser.add_argument("--alphas", default="1.2,1.6", help="averaging: length penalties tried on valid")
     parser.add_argument("--earlier", type=Path, help="final-report: an earlier results JSON, drawn dashed")
     parser.add_argument("--earlier-label", default="earlier", help="final-report: its legend note")
     args = parser.parse_args()
@@ -378,11 +419,21 @@ def main() -> None:
         results = merge_rows(earlier, args.minutes, rows)
         LEVERS_RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(table(results["rows"]))
+    elif args.action == "averaging":
+        if args.results is None:
+            parser.error("averaging needs --results")
+        names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
+        found = [n for n in names if (args.work / f"{n}.json").exists()]
+        runs = [
+            average_windows(n, args.work, args.data, args.windows, args.alphas, args.threads) for n in found
+        ]
+        args.results.write_text(json.dumps({"alphas": args.alphas, "runs": runs}, indent=2) + "\n")
     else:
         names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
         runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]
-        args.results.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        (args.results or FINAL_RESULTS).write_text(json.dumps({"runs": runs}, indent=2) + "\n")
         earlier = json.loads(args.earlier.read_text())["runs"] if args.earlier else []
+        earlier = [r for r in earlier if r["run"] in names]  # the directions and seeds asked for
         valid_figure(runs, args.figure, earlier, args.earlier_label)
         print(final_table(runs))
 

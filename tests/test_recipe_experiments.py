@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
+from conftest import TINY_TRAIN_ARGS
 from typer.testing import CliRunner
 
 import seqcli.cli.training
@@ -15,6 +17,7 @@ from experiments.multi30k_cpu import (
     BASE_RECIPE,
     REPO,
     ROWS,
+    average_windows,
     final_command,
     final_summary,
     final_table,
@@ -153,3 +156,24 @@ def test_levers_report_adds_a_rerun_row_and_keeps_the_others_of_the_same_budget(
     # rows trained for another budget are not comparable, so they are dropped
     assert merge_rows(earlier, 10.0, [{"row": "tied", "bleu": 5}])["rows"] == [{"row": "tied", "bleu": 5}]
     assert merge_rows(None, 15.0, [])["rows"] == []
+
+
+def test_averaging_scores_each_window_the_run_kept_and_reuses_its_averages(
+    toy_dir: Path, tmp_path: Path
+) -> None:
+    run_cli(
+        "train", "--train", str(toy_dir / "train"), "--valid", str(toy_dir / "valid"), *TINY_TRAIN_ARGS,
+        "--max-steps", "60", "--eval-every", "20", "--set", "train.keep_checkpoints=3",
+        "--out", str(tmp_path / "en-de-seed1"),
+    )  # fmt: skip
+    found = average_windows("en-de-seed1", tmp_path, toy_dir, [2, 3, 4], "0,1")
+    # three checkpoints kept: no mean of four; each window scored at both length penalties
+    assert sorted(found["valid_bleu_beam5"]) == ["2", "3"]
+    assert all(
+        sorted(s) == ["0", "1"] and all(0 <= b <= 100 for b in s.values())
+        for s in found["valid_bleu_beam5"].values()
+    )
+    made = (tmp_path / "en-de-seed1-avg2" / "best.safetensors").stat().st_mtime_ns
+    again = average_windows("en-de-seed1", tmp_path, toy_dir, [2], "0,1")
+    assert again["valid_bleu_beam5"]["2"] == found["valid_bleu_beam5"]["2"]
+    assert (tmp_path / "en-de-seed1-avg2" / "best.safetensors").stat().st_mtime_ns == made

@@ -183,12 +183,27 @@ def final_command(direction: str, seed: int, data: Path, run_dir: Path, changes:
     )  # fmt: skip
 
 
+def run_name(direction: str, seed: int) -> str:
+    """The name of a final run: its folder WORK/NAME, its stderr WORK/NAME.log and its record
+    WORK/NAME.json, written when the run and its test scoring are done."""
+    return f"{direction}-seed{seed}"
+
+
+def run_names(directions: list[str], seeds: list[int]) -> list[str]:
+    return [run_name(d, seed) for d in directions for seed in seeds]
+
+
+def finished_runs(work: Path, names: list[str]) -> list[str]:
+    """Those of these final runs in WORK that are done."""
+    return [name for name in names if (work / f"{name}.json").exists()]
+
+
 def run_final(
     direction: str, seed: int, data: Path, work: Path, changes: list[str], threads: int = 1
 ) -> None:
     """Train the direction's recipe with this seed and these `--set KEY=VALUE` changes, then
     score greedy and beam 5 on both test sets, each process with this many torch threads."""
-    name = f"{direction}-seed{seed}"
+    name = run_name(direction, seed)
     marker = work / f"{name}.json"
     if marker.exists():
         return
@@ -220,14 +235,14 @@ def summarize(name: str, work: Path) -> dict[str, Any]:
         "best_step": best["step"],
         "averaged_valid_bleu": averaged["valid_bleu"] if averaged else None,
         "target_tokens_per_second": round(sorted(speeds)[len(speeds) // 2]),
-        "parameters": _started_with(work / f"{name}.log", "parameters"),
+        "parameters": _started_with((work / f"{name}.log").read_text(), "parameters"),
         **record,
     }
 
 
-def _started_with(log_file: Path, key: str) -> int | None:
+def _started_with(log_text: str, key: str) -> int | None:
     """A count `seqcli train` printed at its start: "parameters" or (torch) "threads"."""
-    found = re.search(rf"\b{key}\s+([\d,]+)", log_file.read_text())  # rich may wrap the line
+    found = re.search(rf"\b{key}\s+([\d,]+)", log_text)  # rich may wrap the line
     return int(found.group(1).replace(",", "")) if found else None
 
 
@@ -288,14 +303,15 @@ def final_summary(name: str, work: Path) -> dict[str, Any]:
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     finish = json.loads((run_dir / "finish.json").read_text())
     record = json.loads((work / f"{name}.json").read_text())
+    start = (work / f"{name}.log").read_text()
     return {
         "run": name,
         "updates": log[-1]["step"],
         "train_seconds": log[-1]["elapsed_seconds"],
         "best_valid_bleu": max(r["valid_bleu"] for r in log),
         "finish": finish,
-        "parameters": _started_with(work / f"{name}.log", "parameters"),
-        "torch_threads": _started_with(work / f"{name}.log", "threads"),
+        "parameters": _started_with(start, "parameters"),
+        "torch_threads": _started_with(start, "threads"),
         "valid_curve": [(r["step"], r["valid_bleu"]) for r in log],
         **record,
     }
@@ -422,15 +438,14 @@ def main() -> None:
     elif args.action == "averaging":
         if args.results is None:
             parser.error("averaging needs --results")
-        names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
-        found = [n for n in names if (args.work / f"{n}.json").exists()]
+        found = finished_runs(args.work, run_names(args.directions, args.seeds))
         runs = [
             average_windows(n, args.work, args.data, args.windows, args.alphas, args.threads) for n in found
         ]
         args.results.write_text(json.dumps({"alphas": args.alphas, "runs": runs}, indent=2) + "\n")
     else:
-        names = [f"{d}-seed{seed}" for d in args.directions for seed in args.seeds]
-        runs = [final_summary(n, args.work) for n in names if (args.work / f"{n}.json").exists()]
+        names = run_names(args.directions, args.seeds)
+        runs = [final_summary(n, args.work) for n in finished_runs(args.work, names)]
         (args.results or FINAL_RESULTS).write_text(json.dumps({"runs": runs}, indent=2) + "\n")
         earlier = json.loads(args.earlier.read_text())["runs"] if args.earlier else []
         earlier = [r for r in earlier if r["run"] in names]  # the directions and seeds asked for

@@ -55,9 +55,12 @@ def average_runs(run_dirs: list[Path], last: int, out: Path) -> list[Path]:
     paths: list[Path] = []
     states = []
     for run_dir in run_dirs:
-        chosen = step_checkpoints(run_dir)[-last:]
-        if not chosen:
+        kept = step_checkpoints(run_dir)
+        if not kept:
             raise RunDirError(f"{run_dir}: no step checkpoints; train with --set train.keep_checkpoints=N")
+        if len(kept) < last:
+            raise RunDirError(f"{run_dir}: kept {len(kept)} step checkpoints, fewer than --last {last}")
+        chosen = kept[-last:]
         for path in chosen:
             run = checkpoint.load_run(run_dir, path.name)
             if run.config.model != first.config.model or (

@@ -110,6 +110,9 @@ def test_average_cli_makes_a_run_that_translates(decayed_run: Path, tmp_path: Pa
     )
     refused = run_cli("average", str(decayed_run), "--last", "2", "--out", str(out), check=False)
     assert refused.returncode == 2 and "not empty" in refused.stderr
+    too_many = run_cli("average", str(decayed_run), "--last", "3", "--out", str(tmp_path / "b"), check=False)
+    assert too_many.returncode == 1 and "kept 2 step checkpoints, fewer than --last 3" in too_many.stderr
+    assert not (tmp_path / "b").exists()
 
 
 def test_average_needs_step_checkpoints(trained_run: Path, tmp_path: Path) -> None:

@@ -52,24 +52,24 @@ def average_runs(run_dirs: list[Path], last: int, out: Path) -> list[Path]:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
     first = checkpoint.load_run(run_dirs[0], checkpoint.LAST)
-    paths: list[Path] = []
-    states = []
+    chosen: list[tuple[Path, Path]] = []  # (run, checkpoint), every run checked before any is read
     for run_dir in run_dirs:
         kept = step_checkpoints(run_dir)
         if not kept:
             raise RunDirError(f"{run_dir}: no step checkpoints; train with --set train.keep_checkpoints=N")
         if len(kept) < last:
             raise RunDirError(f"{run_dir}: kept {len(kept)} step checkpoints, fewer than --last {last}")
-        chosen = kept[-last:]
-        for path in chosen:
-            run = checkpoint.load_run(run_dir, path.name)
-            if run.config.model != first.config.model or (
-                run.src_tokenizer.sha256,
-                run.tgt_tokenizer.sha256,
-            ) != (first.src_tokenizer.sha256, first.tgt_tokenizer.sha256):
-                raise RunDirError(f"{path}: model settings or tokenizers differ from {run_dirs[0]}")
-            paths.append(path)
-            states.append(run.tensors)
+        chosen += [(run_dir, path) for path in kept[-last:]]
+    states = []
+    for run_dir, path in chosen:
+        run = checkpoint.load_run(run_dir, path.name)
+        if run.config.model != first.config.model or (
+            run.src_tokenizer.sha256,
+            run.tgt_tokenizer.sha256,
+        ) != (first.src_tokenizer.sha256, first.tgt_tokenizer.sha256):
+            raise RunDirError(f"{path}: model settings or tokenizers differ from {run_dirs[0]}")
+        states.append(run.tensors)
+    paths = [path for _, path in chosen]
     model = Seq2Seq(first.config.model, first.src_tokenizer.vocab_size, first.tgt_tokenizer.vocab_size)
     checkpoint.load_state_into(model, average_tensors(states), paths[0])
     tokenizers = (first.src_tokenizer, first.tgt_tokenizer)

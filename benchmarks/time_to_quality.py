@@ -295,6 +295,7 @@ def main() -> None:
             if not (data / f"{split}.{lang}").is_file():
                 sys.exit(f"time_to_quality: --data {data}: {split}.{lang} is missing")
     work.mkdir(parents=True, exist_ok=True)
+    host = machine("cpu")  # before any training, so its load average is the machine's at the start
     python = joeynmt_python(args.joeynmt_venv.resolve(), args.torch_version)
     spm = prepare_tokenizer(work, data, VOCAB_SIZE)
     seq_config = seqcli_recipe(work, data, spm, args.minutes)
@@ -334,7 +335,7 @@ def main() -> None:
     rows = {
         row: json.loads((work / f"{row}.json").read_text()) for row in ROWS if (work / f"{row}.json").exists()
     }
-    results = {"minutes": args.minutes, "data": str(data), "machine": machine("cpu"), "rows": rows}
+    results = {"minutes": args.minutes, "data": str(data), "machine": host, "rows": rows}
     if "seqcli" in rows:
         ours = rows["seqcli"]["test"]["test2016"]["bleu"]
         results["test2016_bleu_margin"] = {

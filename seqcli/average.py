@@ -51,7 +51,6 @@ def average_runs(run_dirs: list[Path], last: int, out: Path) -> list[Path]:
         raise UsageError(f"--last {last}: must be at least 1")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
-    first = checkpoint.load_run(run_dirs[0], checkpoint.LAST)
     chosen: list[tuple[Path, Path]] = []  # (run, checkpoint), every run checked before any is read
     for run_dir in run_dirs:
         kept = step_checkpoints(run_dir)
@@ -60,22 +59,22 @@ def average_runs(run_dirs: list[Path], last: int, out: Path) -> list[Path]:
         if len(kept) < last:
             raise RunDirError(f"{run_dir}: kept {len(kept)} step checkpoints, fewer than --last {last}")
         chosen += [(run_dir, path) for path in kept[-last:]]
+    config = checkpoint.load_config(run_dirs[0])
+    src, tgt = checkpoint.load_tokenizers(run_dirs[0])
+    shared = (config.model, src.sha256, tgt.sha256)
     states = []
     for run_dir, path in chosen:
         run = checkpoint.load_run(run_dir, path.name)
-        if run.config.model != first.config.model or (
-            run.src_tokenizer.sha256,
-            run.tgt_tokenizer.sha256,
-        ) != (first.src_tokenizer.sha256, first.tgt_tokenizer.sha256):
+        if (run.config.model, run.src_tokenizer.sha256, run.tgt_tokenizer.sha256) != shared:
             raise RunDirError(f"{path}: model settings or tokenizers differ from {run_dirs[0]}")
         states.append(run.tensors)
     paths = [path for _, path in chosen]
-    model = Seq2Seq(first.config.model, first.src_tokenizer.vocab_size, first.tgt_tokenizer.vocab_size)
+    model = Seq2Seq(config.model, src.vocab_size, tgt.vocab_size)
     checkpoint.load_state_into(model, average_tensors(states), paths[0])
-    tokenizers = (first.src_tokenizer, first.tgt_tokenizer)
+    tokenizers = (src, tgt)
     info = {"averaged": [str(p) for p in paths]}
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_config(out, first.config)
+    checkpoint.save_config(out, config)
     checkpoint.save_tokenizers(out, *tokenizers)
     checkpoint.save_weights(out / checkpoint.LAST, model, tokenizers, info)
     checkpoint.save_weights(out / checkpoint.BEST, model, tokenizers, info)

@@ -19,7 +19,8 @@ test2016 and test2017.
     python -m experiments.multi30k_cpu final --directions en-de --workers 1 --threads 0 \
         --work runs/en-de-alone   # one run at a time, alone on the machine, torch's threads
     python -m experiments.multi30k_cpu final-report --work runs/recipes --seeds 1 2 \
-        [--results R.json --figure F.png --earlier EARLIER.json --earlier-label "constant rate"]
+        [--results R.json --figure F.png --earlier EARLIER.json --earlier-label "constant rate" \
+         --label "cosine"]
     python -m experiments.multi30k_cpu averaging --work runs/recipes --directions en-de \
         --windows 3 5 8 10 --results R.json   # needs runs made with train.keep_checkpoints=10
 
@@ -349,10 +350,11 @@ def valid_figure(
     path: Path,
     earlier: list[dict[str, Any]] | None = None,
     earlier_label: str = "",
+    label: str = "",
 ) -> None:
     """Valid BLEU (greedy) against updates, one line per run (from `final_summary`); the
     `earlier` runs (the same names from another results file) are drawn dashed in their run's
-    colour."""
+    colour. Each label is the legend's note on its lines (none when empty)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -362,8 +364,9 @@ def valid_figure(
     colours: dict[str, str] = {}
     for r, style in [(r, "-") for r in runs] + [(r, "--") for r in earlier or []]:
         steps, bleu = zip(*r["valid_curve"], strict=True)
-        label = r["run"] if style == "-" else f"{r['run']} ({earlier_label})"
-        (line,) = axis.plot(steps, bleu, style, label=label, color=colours.get(r["run"]))
+        note = label if style == "-" else earlier_label
+        name = f"{r['run']} ({note})" if note else r["run"]
+        (line,) = axis.plot(steps, bleu, style, label=name, color=colours.get(r["run"]))
         colours.setdefault(r["run"], line.get_color())
         averaging = r["finish"].get("averaging")
         if averaging:  # the end-of-training mean of the last checkpoints
@@ -417,6 +420,7 @@ def main() -> None:
     parser.add_argument("--alphas", default="1.2,1.6", help="averaging: length penalties tried on valid")
     parser.add_argument("--earlier", type=Path, help="final-report: an earlier results JSON, drawn dashed")
     parser.add_argument("--earlier-label", default="earlier", help="final-report: its legend note")
+    parser.add_argument("--label", default="", help="final-report: the legend note of the runs in WORK")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.action == "levers":
@@ -449,7 +453,7 @@ def main() -> None:
         (args.results or FINAL_RESULTS).write_text(json.dumps({"runs": runs}, indent=2) + "\n")
         earlier = json.loads(args.earlier.read_text())["runs"] if args.earlier else []
         earlier = [r for r in earlier if r["run"] in names]  # the directions and seeds asked for
-        valid_figure(runs, args.figure, earlier, args.earlier_label)
+        valid_figure(runs, args.figure, earlier, args.earlier_label, args.label)
         print(final_table(runs))
 
 

@@ -142,6 +142,28 @@ def test_final_report_table_and_figure_with_earlier_runs(tmp_path: Path) -> None
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_valid_figure_legend_notes_the_runs_and_the_earlier_runs(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib.axes
+
+    labels: list[str | None] = []
+    plot = matplotlib.axes.Axes.plot
+
+    def recording_plot(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        labels.append(kwargs.get("label"))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+    _fake_final_run(tmp_path / "now", "en-de-seed2", [(400, 20.0), (800, 29.5)], averaged=30.25)
+    _fake_final_run(tmp_path / "before", "en-de-seed2", [(400, 18.0), (800, 27.0)], averaged=26.0)
+    now = final_summary("en-de-seed2", tmp_path / "now")
+    before = final_summary("en-de-seed2", tmp_path / "before")
+    valid_figure([now], tmp_path / "a.png", [before], "label smoothing 0.2", "label smoothing 0.3")
+    assert "en-de-seed2 (label smoothing 0.3)" in labels and "en-de-seed2 (label smoothing 0.2)" in labels
+    labels.clear()
+    valid_figure([now], tmp_path / "b.png")  # no note: the run's name alone
+    assert "en-de-seed2" in labels and not any("(" in label for label in labels if label)
+
+
 def test_levers_report_adds_a_rerun_row_and_keeps_the_others_of_the_same_budget() -> None:
     earlier = {"minutes": 15.0, "rows": [{"row": "tied", "bleu": 1}, {"row": "base-bf16", "bleu": 2}]}
     merged = merge_rows(earlier, 15.0, [{"row": "tied+inverse-sqrt", "bleu": 3}, {"row": "tied", "bleu": 4}])

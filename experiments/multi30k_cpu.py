@@ -361,7 +361,7 @@ def valid_figure(
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7.2, 4.4))
-    colours: dict[str, str] = {}
+    colours: dict[str, Any] = {}  # run name -> the colour matplotlib gave its first line
     for r, style in [(r, "-") for r in runs] + [(r, "--") for r in earlier or []]:
         steps, bleu = zip(*r["valid_curve"], strict=True)
         note = label if style == "-" else earlier_label
@@ -429,10 +429,12 @@ def main() -> None:
             list(pool.map(lambda name: run_row(name, args.data, args.work, args.minutes), args.rows))
     elif args.action == "final":
         jobs = [(d, seed) for seed in args.seeds for d in args.directions]
+
+        def train_and_score(job: tuple[str, int]) -> None:
+            run_final(job[0], job[1], args.data, args.work, args.changes, args.threads)
+
         with ThreadPoolExecutor(args.workers) as pool:
-            list(
-                pool.map(lambda job: run_final(*job, args.data, args.work, args.changes, args.threads), jobs)
-            )
+            list(pool.map(train_and_score, jobs))
     elif args.action == "levers-report":
         rows = [summarize(name, args.work) for name in args.rows if (args.work / f"{name}.json").exists()]
         earlier = json.loads(LEVERS_RESULTS.read_text()) if LEVERS_RESULTS.exists() else None

@@ -51,24 +51,24 @@ def average_runs(run_dirs: list[Path], last: int, out: Path) -> list[Path]:
         raise UsageError(f"--last {last}: must be at least 1")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: directory exists and is not empty; choose a new run directory")
-    chosen: list[tuple[Path, Path]] = []  # (run, checkpoint), every run checked before any is read
+    chosen: list[tuple[Path, list[Path]]] = []  # (run, its checkpoints), all checked before any is read
     for run_dir in run_dirs:
         kept = step_checkpoints(run_dir)
         if not kept:
             raise RunDirError(f"{run_dir}: no step checkpoints; train with --set train.keep_checkpoints=N")
         if len(kept) < last:
             raise RunDirError(f"{run_dir}: kept {len(kept)} step checkpoints, fewer than --last {last}")
-        chosen += [(run_dir, path) for path in kept[-last:]]
+        chosen.append((run_dir, kept[-last:]))
     config = checkpoint.load_config(run_dirs[0])
     src, tgt = checkpoint.load_tokenizers(run_dirs[0])
     shared = (config.model, src.sha256, tgt.sha256)
     states = []
-    for run_dir, path in chosen:
-        run = checkpoint.load_run(run_dir, path.name)
-        if (run.config.model, run.src_tokenizer.sha256, run.tgt_tokenizer.sha256) != shared:
-            raise RunDirError(f"{path}: model settings or tokenizers differ from {run_dirs[0]}")
-        states.append(run.tensors)
-    paths = [path for _, path in chosen]
+    for run_dir, run_paths in chosen:  # each run's settings and tokenizers read once, then its weights
+        run_src, run_tgt = checkpoint.load_tokenizers(run_dir)
+        if (checkpoint.load_config(run_dir).model, run_src.sha256, run_tgt.sha256) != shared:
+            raise RunDirError(f"{run_paths[0]}: model settings or tokenizers differ from {run_dirs[0]}")
+        states += [checkpoint.load_weights(path, run_src, run_tgt)[0] for path in run_paths]
+    paths = [path for _, run_paths in chosen for path in run_paths]
     model = Seq2Seq(config.model, src.vocab_size, tgt.vocab_size)
     checkpoint.load_state_into(model, average_tensors(states), paths[0])
     tokenizers = (src, tgt)

@@ -219,18 +219,27 @@ def _read_safetensors(path: Path, expected_format: str) -> tuple[dict[str, torch
     return tensors, metadata
 
 
+def load_weights(
+    path: Path, src: Tokenizer, tgt: Tokenizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and info of one weights file of a run directory, checked to have been
+    trained with these tokenizers (the run's src.spm and tgt.spm, already loaded)."""
+    tensors, metadata = _read_safetensors(path, FORMAT)
+    for side, tokenizer in (("src", src), ("tgt", tgt)):
+        if metadata.get(f"{side}_spm_sha256") != tokenizer.sha256:
+            raise RunDirError(
+                f"{path.parent / f'{side}.spm'}: does not match the tokenizer the weights were trained with"
+            )
+    return tensors, json.loads(metadata.get("info", "{}"))
+
+
 def load_run(run_dir: Path, weights: str = BEST) -> LoadedRun:
     """Read and cross-check a run directory: config, tokenizers and the weights' hashes."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     src, tgt = load_tokenizers(run_dir)
-    tensors, metadata = _read_safetensors(run_dir / weights, FORMAT)
-    for side, tokenizer in (("src", src), ("tgt", tgt)):
-        if metadata.get(f"{side}_spm_sha256") != tokenizer.sha256:
-            raise RunDirError(
-                f"{run_dir / f'{side}.spm'}: does not match the tokenizer the weights were trained with"
-            )
-    return LoadedRun(config, src, tgt, tensors, json.loads(metadata.get("info", "{}")))
+    tensors, info = load_weights(run_dir / weights, src, tgt)
+    return LoadedRun(config, src, tgt, tensors, info)
 
 
 def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path) -> None:

@@ -340,7 +340,7 @@ class Trainer:
                 json.dump(found, handle, indent=2)
 
     def _load(self, name: str) -> None:
-        tensors = checkpoint.load_run(self.run_dir, name).tensors
+        tensors, _ = checkpoint.load_weights(self.run_dir / name, *self.task.tokenizers)
         checkpoint.load_state_into(self.model, tensors, self.run_dir / name)
 
     def _average_last(self, loop: LoopState) -> dict[str, object]:
@@ -348,7 +348,7 @@ class Trainer:
         best.safetensors when it beats the best single checkpoint."""
         paths = step_checkpoints(self.run_dir)[-self.config.train.average_last :]
         self.reporter.on_note(f"averaging the last {len(paths)} checkpoints and validating the mean")
-        states = [checkpoint.load_run(self.run_dir, path.name).tensors for path in paths]
+        states = [checkpoint.load_weights(path, *self.task.tokenizers)[0] for path in paths]
         checkpoint.load_state_into(self.model, average_tensors(states), paths[0])
         measures = self.task.validate()
         rule = self.task.best

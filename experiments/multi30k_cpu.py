@@ -23,10 +23,21 @@ test2016 and test2017.
          --label "cosine"]
     python -m experiments.multi30k_cpu averaging --work runs/recipes --directions en-de \
         --windows 3 5 8 10 --results R.json   # needs runs made with train.keep_checkpoints=10
+    python -m experiments.multi30k_cpu rebuild-average --work runs/recipes --directions en-de \
+        --seeds 1 2 --last 8 --alphas 0,0.4,0.8,1.2,1.6 --rebuild runs/recipes-last8 --results R.json
 
 `averaging`: after the final runs, the mean of each run's last N evaluation checkpoints for
 several N (`seqcli average`), each scored on valid with beam 5 at the given length penalties
 (`seqcli tune-length-penalty`); the window is a choice made on valid.
+
+`rebuild-average`: the same for a window longer than the runs kept. Training is deterministic
+for a seed and a thread count, so each run is trained again from its recorded command as far
+as the newest pruned checkpoint the mean needs; the rerun must repeat the run's evaluations to
+the last digit of valid loss and BLEU (it stops otherwise). The mean is judged as `seqcli
+train` judges its own (greedy valid BLEU against the best single checkpoint), its length
+penalty tuned on valid and stored, and the test sets scored, so the row reads as the run would
+with train.average_last set to the window. A run whose learning rate follows the clock (a
+schedule over max_minutes) cannot be repeated this way.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ import argparse
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -43,11 +56,14 @@ from pathlib import Path
 from typing import Any
 
 from experiments.claims.multi30k import RECIPE
+from seqcli.average import step_checkpoint_name
+from seqcli.checkpoint import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 LEVERS_RESULTS = REPO / "benchmarks" / "results" / "multi30k_levers.json"
 FINAL_RESULTS = REPO / "benchmarks" / "results" / "multi30k_cpu_recipes.json"
 FIGURE = REPO / "docs" / "figures" / "multi30k_cpu_valid.png"
+ACTIONS = ("levers", "levers-report", "final", "final-report", "averaging", "rebuild-average")
 DIRECTIONS = {"de-en": ("de", "en"), "en-de": ("en", "de")}
 TESTS = ("test2016", "test2017")
 
@@ -143,7 +159,7 @@ def run_logged(name: str, work: Path, args: list[str], threads: int = 1) -> dict
     with open(work / f"{name}.log", "w") as log:
         subprocess.run(args, check=True, stderr=log, env=thread_env(threads))
     return {
-        "command": " ".join(["seqcli", *args[1:]]),
+        "command": shlex.join(["seqcli", *args[1:]]),
         "wall_seconds": round(time.monotonic() - start, 1),
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
@@ -222,7 +238,7 @@ def run_final(
 
 def summarize(name: str, work: Path) -> dict[str, Any]:
     run_dir = work / name
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    log = read_log(run_dir)
     best = max(log, key=lambda r: r["valid_bleu"])
     finish_file = run_dir / "finish.json"
     averaged = json.loads(finish_file.read_text())["averaging"] if finish_file.exists() else None
@@ -259,19 +275,122 @@ def average_windows(
         if not out.exists():  # made by an earlier call
             average = seqcli("average", str(work / name), "--last", str(window), "--out", str(out))
             subprocess.run(average, check=True, env=thread_env(threads), stdout=subprocess.DEVNULL)
-        tune = seqcli(
-            "tune-length-penalty", str(out), "--valid", str(data / "valid"), "--alphas", alphas,
-            "--beam-size", "5", "--device", "cpu",
-        )  # fmt: skip
-        lines = subprocess.run(
-            tune, check=True, capture_output=True, text=True, env=thread_env(threads)
-        ).stdout
-        scores[str(window)] = {
-            alpha: float(bleu)
-            for alpha, bleu, _ in (row.split("\t") for row in lines.splitlines()[1:])  # after the header
-        }
+        scores[str(window)] = tune_on_valid(out, data, alphas, threads)
         print(f"{name} last {window}: {scores[str(window)]}", file=sys.stderr, flush=True)
     return {"run": name, "valid_bleu_beam5": scores}
+
+
+def tune_on_valid(
+    run_dir: Path, data: Path, alphas: str, threads: int = 1, save: bool = False
+) -> dict[str, float]:
+    """`seqcli tune-length-penalty` on valid with beam 5: alpha -> valid BLEU (with `save`, the
+    best alpha is stored in the run's decode settings)."""
+    tune = seqcli(
+        "tune-length-penalty", str(run_dir), "--valid", str(data / "valid"), "--alphas", alphas,
+        "--beam-size", "5", "--device", "cpu", *(["--save"] if save else []),
+    )  # fmt: skip
+    lines = subprocess.run(tune, check=True, capture_output=True, text=True, env=thread_env(threads)).stdout
+    return {alpha: float(bleu) for alpha, bleu, _ in (row.split("\t") for row in lines.splitlines()[1:])}
+
+
+def rerun_command(recorded: str, out: Path, steps: int) -> list[str]:
+    """The training command a run recorded, writing to OUT, stopped after STEPS updates, with
+    no end-of-training averaging or tuning and no time limit (a rerun on a busier machine must
+    not stop earlier)."""
+    args = shlex.split(recorded)
+    args[args.index("--out") + 1] = str(out)
+    ends = ["train.average_last=0", 'train.tune_length_penalty=""']
+    return seqcli(
+        *args[1:], "--max-steps", str(steps), "--max-minutes", "0", *(a for e in ends for a in ("--set", e))
+    )
+
+
+def check_repeats(run_dir: Path, rerun_dir: Path) -> None:
+    """Stop unless each evaluation of the rerun has the valid loss and BLEU of the run's own
+    evaluation at that step: only then are the rerun's checkpoints the ones the run pruned."""
+    original = {r["step"]: r for r in read_log(run_dir)}
+    for entry in read_log(rerun_dir):
+        before = original.get(entry["step"], {})
+        got = (entry["valid_loss"], entry["valid_bleu"])
+        if got != (before.get("valid_loss"), before.get("valid_bleu")):
+            raise SystemExit(
+                f"{rerun_dir}: step {entry['step']} has valid loss {got[0]}, BLEU {got[1]}; {run_dir} had "
+                f"{before.get('valid_loss')}, {before.get('valid_bleu')}: the rerun does not repeat the run "
+                "(another seed, change, thread count or torch build, or a schedule that follows the clock)"
+            )
+
+
+def rebuild_average(
+    name: str, work: Path, rebuild: Path, data: Path, last: int, alphas: str, threads: int = 1
+) -> dict[str, Any]:
+    """The mean of the last LAST evaluation checkpoints of the finished final run WORK/NAME,
+    which kept fewer: the run is trained again from its recorded command (one torch thread, as
+    `final` trains) as far as the newest pruned checkpoint the mean needs, into REBUILD/NAME, and checked
+    to repeat the run's evaluations exactly. The mean (REBUILD/NAME-avgLAST) is then judged as
+    `seqcli train` would judge it (greedy valid BLEU against the best single checkpoint), its
+    length penalty tuned on valid and stored, and both test sets scored greedy and with beam 5,
+    each scoring process with THREADS torch threads."""
+    run_dir, rerun_dir = work / name, rebuild / name
+    src, tgt = DIRECTIONS[name.split("-seed")[0]]
+    log = read_log(run_dir)
+    wanted = [entry["step"] for entry in log][-last:]
+    missing = [step for step in wanted if not (run_dir / step_checkpoint_name(step)).exists()]
+    if missing and not all((rerun_dir / step_checkpoint_name(s)).exists() for s in missing):
+        recorded = json.loads((work / f"{name}.json").read_text())["command"]
+        rebuild.mkdir(parents=True, exist_ok=True)
+        rerun = run_logged(name, rebuild, rerun_command(recorded, rerun_dir, max(missing)), threads=1)
+        (rebuild / f"{name}.json").write_text(json.dumps(rerun, indent=2) + "\n")
+    if missing:
+        check_repeats(run_dir, rerun_dir)
+    combined, out = rebuild / f"{name}-last{last}-checkpoints", rebuild / f"{name}-avg{last}"
+    if not out.exists():  # made by an earlier call
+        shutil.rmtree(combined, ignore_errors=True)
+        shutil.copytree(run_dir, combined, ignore=shutil.ignore_patterns("test20*"))
+        for step in missing:
+            shutil.copy2(rerun_dir / step_checkpoint_name(step), combined)
+        average = seqcli("average", str(combined), "--last", str(last), "--out", str(out))
+        subprocess.run(average, check=True, env=thread_env(threads), stdout=subprocess.DEVNULL)
+    greedy = score_test(out, data / "valid", src, tgt, 1, threads)["bleu"]
+    best_single = max(entry["valid_bleu"] for entry in log)
+    tuned = tune_on_valid(out, data, alphas, threads, save=True)
+    scores = {f"{t}.beam{b}": score_test(out, data / t, src, tgt, b, threads) for t in TESTS for b in (1, 5)}
+    finish = json.loads((run_dir / "finish.json").read_text())
+    record = {
+        "run": name,
+        "rebuilt_steps": missing,
+        "averaged_steps": wanted,
+        "valid_bleu_greedy": greedy,
+        "best_single_valid_bleu": best_single,
+        "rerun": json.loads(marker.read_text()) if (marker := rebuild / f"{name}.json").exists() else None,
+        "kept_by_train": greedy > best_single,
+        "valid_bleu_beam5": tuned,
+        "run_valid_bleu_beam5": finish["length_penalty"]["valid_bleu"],
+        "run_averaged": finish.get("averaging", {}).get("checkpoints"),
+        "scores": scores,
+    }
+    print(f"{name} last {last}: valid greedy {greedy}, beam 5 {tuned}", file=sys.stderr, flush=True)
+    return record
+
+
+def rebuild_table(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| run | rebuilt checkpoints | valid greedy mean / best single | valid beam 5, mean (alpha) "
+        "| valid beam 5, run as trained (alpha) | test2016 greedy / beam 5 | chrF beam 5 | test2017 beam 5 |",
+        "|---|---|---|---|---|---|---:|---:|",
+    ]
+    for r in runs:
+        ours, theirs = (
+            max(d.items(), key=lambda kv: kv[1]) for d in (r["valid_bleu_beam5"], r["run_valid_bleu_beam5"])
+        )
+        s = r["scores"]
+        lines.append(
+            f"| {r['run']} | {', '.join(map(str, r['rebuilt_steps'])) or '-'} "
+            f"| {r['valid_bleu_greedy']:.2f} / {r['best_single_valid_bleu']:.2f} "
+            f"| {ours[1]:.2f} ({ours[0]}) | {theirs[1]:.2f} ({theirs[0]}) "
+            f"| {s['test2016.beam1']['bleu']:.2f} / {s['test2016.beam5']['bleu']:.2f} "
+            f"| {s['test2016.beam5']['chrf']:.2f} | {s['test2017.beam5']['bleu']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def merge_rows(earlier: dict[str, Any] | None, minutes: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -301,7 +420,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def final_summary(name: str, work: Path) -> dict[str, Any]:
     run_dir = work / name
-    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    log = read_log(run_dir)
     finish = json.loads((run_dir / "finish.json").read_text())
     record = json.loads((work / f"{name}.json").read_text())
     start = (work / f"{name}.log").read_text()
@@ -390,7 +509,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=("levers", "levers-report", "final", "final-report", "averaging"))
+    parser.add_argument("action", choices=ACTIONS)
     parser.add_argument(
         "--data", type=Path, default=REPO / "data" / "multi30k", help="Multi30k prefix folder"
     )
@@ -418,6 +537,10 @@ def main() -> None:
         help="averaging: the numbers of last checkpoints averaged",
     )  # fmt: skip
     parser.add_argument("--alphas", default="1.2,1.6", help="averaging: length penalties tried on valid")
+    parser.add_argument("--last", type=int, default=8, help="rebuild-average: the checkpoints averaged")
+    parser.add_argument(
+        "--rebuild", type=Path, help="rebuild-average: where the reruns and the averaged runs go"
+    )
     parser.add_argument("--earlier", type=Path, help="final-report: an earlier results JSON, drawn dashed")
     parser.add_argument("--earlier-label", default="earlier", help="final-report: its legend note")
     parser.add_argument("--label", default="", help="final-report: the legend note of the runs in WORK")
@@ -449,6 +572,18 @@ def main() -> None:
             average_windows(n, args.work, args.data, args.windows, args.alphas, args.threads) for n in found
         ]
         args.results.write_text(json.dumps({"alphas": args.alphas, "runs": runs}, indent=2) + "\n")
+    elif args.action == "rebuild-average":
+        if args.results is None or args.rebuild is None:
+            parser.error("rebuild-average needs --results and --rebuild")
+        found = finished_runs(args.work, run_names(args.directions, args.seeds))
+        runs = [
+            rebuild_average(n, args.work, args.rebuild, args.data, args.last, args.alphas, args.threads)
+            for n in found
+        ]
+        args.results.write_text(
+            json.dumps({"last": args.last, "alphas": args.alphas, "runs": runs}, indent=2) + "\n"
+        )
+        print(rebuild_table(runs))
     else:
         names = run_names(args.directions, args.seeds)
         runs = [final_summary(n, args.work) for n in finished_runs(args.work, names)]

@@ -18,14 +18,23 @@ from experiments.multi30k_cpu import (
     REPO,
     ROWS,
     average_windows,
+    check_repeats,
     final_command,
     final_summary,
     final_table,
     levers_command,
     merge_rows,
+    rebuild_average,
+    rebuild_table,
+    rerun_command,
+    run_logged,
     thread_env,
     valid_figure,
 )
+from experiments.multi30k_cpu import (
+    seqcli as seqcli_command,
+)
+from seqcli.checkpoint import read_log
 from seqcli.cli import app
 from seqcli.config import Config, config_from_dict, load_toml
 
@@ -199,3 +208,61 @@ def test_averaging_scores_each_window_the_run_kept_and_reuses_its_averages(
     again = average_windows("en-de-seed1", tmp_path, toy_dir, [2], "0,1")
     assert again["valid_bleu_beam5"]["2"] == found["valid_bleu_beam5"]["2"]
     assert (tmp_path / "en-de-seed1-avg2" / "best.safetensors").stat().st_mtime_ns == made
+
+
+def test_rerun_command_repeats_the_recorded_training_to_a_step_without_the_end_steps() -> None:
+    recorded = "seqcli train --config c.toml --seed 3 --out runs/a/en-de-seed3 --set model.dropout=0.3"
+    command = rerun_command(recorded, Path("runs/b/en-de-seed3"), 2400)
+    assert command[1:] == [
+        "train", "--config", "c.toml", "--seed", "3", "--out", "runs/b/en-de-seed3",
+        "--set", "model.dropout=0.3", "--max-steps", "2400", "--max-minutes", "0",
+        "--set", "train.average_last=0", "--set", 'train.tune_length_penalty=""',
+    ]  # fmt: skip
+
+
+def _toy_multi30k(toy_dir: Path, out: Path) -> Path:
+    """The toy corpus under Multi30k's file names (en-de; its valid set doubles as test2016 and test2017)."""
+    out.mkdir()
+    for split, toy in [("train", "train"), ("valid", "valid"), ("test2016", "valid"), ("test2017", "valid")]:
+        for lang, toy_lang in [("en", "src"), ("de", "tgt")]:
+            (out / f"{split}.{lang}").symlink_to(toy_dir / f"{toy}.{toy_lang}")
+    return out
+
+
+def test_rebuild_average_retrains_the_pruned_checkpoints_and_scores_their_mean(
+    toy_dir: Path, tmp_path: Path
+) -> None:
+    data = _toy_multi30k(toy_dir, tmp_path / "data")
+    work, rebuild = tmp_path / "work", tmp_path / "rebuild"
+    work.mkdir()
+    train = seqcli_command(
+        "train", "--train", str(data / "train"), "--valid", str(data / "valid"), *TINY_TRAIN_ARGS,
+        "--src-lang", "en", "--tgt-lang", "de", "--seed", "3", "--max-steps", "40", "--eval-every", "10",
+        "--set", "train.keep_checkpoints=2", "--set", "train.average_last=2",
+        "--set", 'train.tune_length_penalty="0,1"', "--out", str(work / "en-de-seed3"), "--device", "cpu",
+    )  # fmt: skip
+    (work / "en-de-seed3.json").write_text(json.dumps(run_logged("en-de-seed3", work, train)))
+    found = rebuild_average("en-de-seed3", work, rebuild, data, last=4, alphas="0,1")
+    # the run kept steps 30 and 40; 10 and 20 came from a rerun stopped at 20
+    assert (found["rebuilt_steps"], found["averaged_steps"]) == ([10, 20], [10, 20, 30, 40])
+    assert [entry["step"] for entry in read_log(rebuild / "en-de-seed3")] == [10, 20]
+    assert found["rerun"]["command"].endswith(
+        "--max-steps 20 --max-minutes 0 --set train.average_last=0 --set 'train.tune_length_penalty=\"\"'"
+    )
+    assert found["kept_by_train"] == (found["valid_bleu_greedy"] > found["best_single_valid_bleu"])
+    assert sorted(found["valid_bleu_beam5"]) == sorted(found["run_valid_bleu_beam5"]) == ["0", "1"]
+    assert sorted(found["scores"]) == [f"{t}.beam{b}" for t in ("test2016", "test2017") for b in (1, 5)]
+    assert all(0 <= s["bleu"] <= 100 for s in found["scores"].values())
+    assert "| en-de-seed3 | 10, 20 |" in rebuild_table([found])
+    # the tuned length penalty is stored in the mean's run
+    chosen = max(found["valid_bleu_beam5"].items(), key=lambda kv: kv[1])[0]
+    stored = config_from_dict(load_toml(rebuild / "en-de-seed3-avg4" / "config.toml")).decode.length_penalty
+    assert stored == float(chosen)
+
+    # a rerun that does not repeat the run's evaluations is refused
+    log = (work / "en-de-seed3" / "log.jsonl").read_text().splitlines()
+    first = json.loads(log[0])
+    first["valid_loss"] += 0.001
+    (work / "en-de-seed3" / "log.jsonl").write_text("\n".join([json.dumps(first), *log[1:]]) + "\n")
+    with pytest.raises(SystemExit, match="step 10 .* does not repeat the run"):
+        check_repeats(work / "en-de-seed3", rebuild / "en-de-seed3")

@@ -62,6 +62,7 @@ def sync(device: torch.device) -> None:
 
 def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
     run = checkpoint.load_run(args.run_dir)
+    joint = run.config.tokenizer.joint  # the run's own tokenizers: one model for both sides, or two
     config = replace(
         run.config,
         data=replace(
@@ -70,8 +71,7 @@ def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str
         tokenizer=replace(
             run.config.tokenizer,
             src_model=str(Path(args.run_dir) / checkpoint.SRC_SPM),
-            tgt_model=str(Path(args.run_dir) / checkpoint.TGT_SPM),
-            joint=False,
+            tgt_model="" if joint else str(Path(args.run_dir) / checkpoint.TGT_SPM),
         ),
     )
     trainer = Trainer(config, Path(args.run_dir) / "bench-unused", device=str(device))
@@ -91,7 +91,7 @@ def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str
         "train_target_tokens": tokens,
         "train_seconds": round(seconds, 2),
         "train_target_tokens_per_second": round(tokens / seconds, 1),
-        "parameters": trainer.model.count_parameters(),
+        "parameters": trainer.translation.model.count_parameters(),
     }
 
 

@@ -39,7 +39,7 @@ format: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy seqcli
-	$(BIN)/mypy --explicit-package-bases experiments
+	$(BIN)/mypy --explicit-package-bases experiments benchmarks
 
 # Two workers: most tests wait on a one-thread seqcli process, so two run side by side on 2 cores.
 test: lint typecheck

@@ -43,6 +43,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,7 @@ JOEY_VALID_LOSS = re.compile(r"Evaluation result \(greedy\):.* loss:\s+([0-9.]+)
 JOEY_WINDOW = re.compile(r"^(\S+ \S+) - INFO - .*Step:\s+(\d+),.*Tokens per Sec:\s+(\d+)")
 
 
-def joeynmt_training_speed(train_log: Path) -> dict[str, float]:
+def joeynmt_training_speed(train_log: Path) -> dict[str, float | None]:
     """Target tokens/s over JoeyNMT's 10-step logging windows, the first (warm-up) left out.
 
     Each window logs its rate; the log lines' timestamps give its length, so rate x length
@@ -311,8 +312,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def table(results: dict[str, object]) -> str:
-    joey, ours = results["joeynmt"], results["seqcli"]  # type: ignore[index]
+def table(results: dict[str, Any]) -> str:
+    joey, ours = results["joeynmt"], results["seqcli"]
     rows = [
         ("training, target tokens/s", joey["train"]["train_target_tokens_per_second"],
          ours["train"]["train_target_tokens_per_second"]),
@@ -338,13 +339,13 @@ def table(results: dict[str, object]) -> str:
         rows.append((f"test2016 BLEU, {name}", joey[name]["bleu"], ours[name]["bleu"]))
     for key, variant in results.items():
         if key.startswith("seqcli_"):
-            label, train = variant["label"], variant["train"]  # type: ignore[index]
+            label, train = variant["label"], variant["train"]
             per_batch = train["real_target_tokens_per_batch"]
             rows.append((f"training, target tokens/s, seqcli {label} ({per_batch} real tokens a batch)",
                          joey["train"]["train_target_tokens_per_second"],
                          train["train_target_tokens_per_second"]))  # fmt: skip
             rows.append((f"valid BLEU (greedy) after {steps} steps, seqcli {label}", joey["valid"]["bleu"],
-                         variant["valid"]["bleu"]))  # type: ignore[index]  # fmt: skip
+                         variant["valid"]["bleu"]))  # fmt: skip
             rows.append((f"valid loss after {steps} steps, seqcli {label}", joey["train"].get("valid_loss"),
                          train.get("valid_loss")))  # fmt: skip
     lines = ["| measure | JoeyNMT 2.3.0 | seqcli | seqcli / JoeyNMT |", "|---|---:|---:|---:|"]
@@ -420,9 +421,9 @@ def main() -> None:
     joey_run = work / "joeynmt-run"
     joey_cmd = [str(joey_python), "-m", "joeynmt"]
     seq_cmd = [sys.executable, "-m", "seqcli"]
-    results: dict[str, object] = {"steps": args.steps, "data": str(data), "machine": machine(args.device)}
-    joey: dict[str, object] = {}
-    ours: dict[str, object] = {}
+    results: dict[str, Any] = {"steps": args.steps, "data": str(data), "machine": machine(args.device)}
+    joey: dict[str, Any] = {}
+    ours: dict[str, Any] = {}
 
     def alternate(joey_stage: Callable[[], None], seq_stage: Callable[[], None]) -> None:
         for stage in (seq_stage, joey_stage) if args.seqcli_first else (joey_stage, seq_stage):
@@ -433,7 +434,7 @@ def main() -> None:
         wall = run([*joey_cmd, "train", str(joey_cfg[5]), "--skip-test"], log_to=work / "joeynmt-train.log")
         joey["train"] = {**joeynmt_training_speed(joey_run / "train.log"), "wall_seconds": round(wall, 1)}
 
-    def train_seqcli(name: str = "seqcli", config: Path = seq_cfg, into: dict[str, object] = ours) -> None:
+    def train_seqcli(name: str = "seqcli", config: Path = seq_cfg, into: dict[str, Any] = ours) -> None:
         run_dir = work / f"{name}-run"
         shutil.rmtree(run_dir, ignore_errors=True)
         command = [*seq_cmd, "train", "--config", str(config), "--out", str(run_dir), "--device", args.device]
@@ -465,7 +466,7 @@ def main() -> None:
         split: str,
         *extra: str,
         run_name: str = "seqcli",
-        into: dict[str, object] = ours,
+        into: dict[str, Any] = ours,
     ) -> None:
         run_dir = str(work / f"{run_name}-run")
         command = [
@@ -484,8 +485,7 @@ def main() -> None:
         )
 
     for name, beam in (("greedy", 1), ("beam5", 5)):
-        alternate(lambda n=name, b=beam: joey_decode(n, b, "test2016"),
-                  lambda n=name, b=beam: seq_decode(n, b, "test2016"))  # fmt: skip
+        alternate(partial(joey_decode, name, beam, "test2016"), partial(seq_decode, name, beam, "test2016"))
     alternate(lambda: joey_decode("valid", 1, "valid"), lambda: seq_decode("valid", 1, "valid"))
     if args.device == "cpu":
         seq_decode("beam5_int8", 5, "test2016", "--quantize")
@@ -515,7 +515,7 @@ def main() -> None:
             {"batching": args.batching, "batch_tokens": matched},
         )
     for name, (label, options) in variants.items():
-        figures: dict[str, object] = {"label": label, "options": options}
+        figures: dict[str, Any] = {"label": label, "options": options}
         config = seqcli_config(work, data, spm, args.steps, f"seqcli-{name}", **options)  # type: ignore[arg-type]
         train_seqcli(f"seqcli-{name}", config, figures)
         seq_decode("valid", 1, "valid", run_name=f"seqcli-{name}", into=figures)

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.claims.multi30k import RECIPE
-from seqcli.average import step_checkpoint_name
+from seqcli.average import step_checkpoint_name, step_checkpoints
 from seqcli.checkpoint import read_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def average_windows(
 ) -> dict[str, Any]:
     """Valid BLEU (beam 5, at each of ALPHAS) of the mean of the run's last N checkpoints, for
     each N in WINDOWS that the run kept; the averaged runs are written to WORK/NAME-avgN."""
-    kept = len(list((work / name).glob("step-*.safetensors")))
+    kept = len(step_checkpoints(work / name))
     scores = {}
     for window in (w for w in windows if w <= kept):
         out = work / f"{name}-avg{window}"

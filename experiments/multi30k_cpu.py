@@ -329,8 +329,12 @@ def rebuild_average(
     to repeat the run's evaluations exactly. The mean (REBUILD/NAME-avgLAST) is then judged as
     `seqcli train` would judge it (greedy valid BLEU against the best single checkpoint), its
     length penalty tuned on valid and stored, and both test sets scored greedy and with beam 5,
-    each scoring process with THREADS torch threads."""
+    each scoring process with THREADS torch threads. The record is kept in
+    REBUILD/NAME-avgLAST.json, which a later call returns as it is."""
     run_dir, rerun_dir = work / name, rebuild / name
+    done = rebuild / f"{name}-avg{last}.json"
+    if done.exists():  # scored by an earlier call
+        return dict(json.loads(done.read_text()))
     src, tgt = DIRECTIONS[name.split("-seed")[0]]
     log = read_log(run_dir)
     wanted = [entry["step"] for entry in log][-last:]
@@ -368,6 +372,7 @@ def rebuild_average(
         "run_averaged": finish.get("averaging", {}).get("checkpoints"),
         "scores": scores,
     }
+    done.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{name} last {last}: valid greedy {greedy}, beam 5 {tuned}", file=sys.stderr, flush=True)
     return record
 

@@ -258,6 +258,10 @@ def test_rebuild_average_retrains_the_pruned_checkpoints_and_scores_their_mean(
     chosen = max(found["valid_bleu_beam5"].items(), key=lambda kv: kv[1])[0]
     stored = config_from_dict(load_toml(rebuild / "en-de-seed3-avg4" / "config.toml")).decode.length_penalty
     assert stored == float(chosen)
+    # a second call returns the record kept by the first, without scoring again
+    (rebuild / "en-de-seed3-avg4" / "valid.beam1.de").unlink()
+    assert rebuild_average("en-de-seed3", work, rebuild, data, last=4, alphas="0,1") == found
+    assert not (rebuild / "en-de-seed3-avg4" / "valid.beam1.de").exists()
 
     # a rerun that does not repeat the run's evaluations is refused
     log = (work / "en-de-seed3" / "log.jsonl").read_text().splitlines()

@@ -325,11 +325,11 @@ def rebuild_average(
 ) -> dict[str, Any]:
     """The mean of the last LAST evaluation checkpoints of the finished final run WORK/NAME,
     which kept fewer: the run is trained again from its recorded command (one torch thread, as
-    `final` trains) as far as the newest pruned checkpoint the mean needs, into REBUILD/NAME, and checked
-    to repeat the run's evaluations exactly. The mean (REBUILD/NAME-avgLAST) is then judged as
-    `seqcli train` would judge it (greedy valid BLEU against the best single checkpoint), its
-    length penalty tuned on valid and stored, and both test sets scored greedy and with beam 5,
-    each scoring process with THREADS torch threads. The record is kept in
+    `final` trains) as far as the newest pruned checkpoint the mean needs, into REBUILD/NAME,
+    and checked to repeat the run's evaluations exactly. The mean (REBUILD/NAME-avgLAST) is then
+    judged as `seqcli train` would judge it (greedy valid BLEU against the best single
+    checkpoint), its length penalty tuned on valid and stored, and both test sets scored greedy
+    and with beam 5, each scoring process with THREADS torch threads. The record is kept in
     REBUILD/NAME-avgLAST.json, which a later call returns as it is."""
     run_dir, rerun_dir = work / name, rebuild / name
     done = rebuild / f"{name}-avg{last}.json"

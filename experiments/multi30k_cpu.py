@@ -377,25 +377,32 @@ def rebuild_average(
     return record
 
 
+def markdown_table(header: list[str], align: str, rows: list[list[str]]) -> str:
+    """A markdown table: one title and one cell a column, ALIGN "l" or "r" for each column."""
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    lines = ["| " + " | ".join(cells) + " |" for cells in [header, *rows]]
+    return "\n".join([lines[0], rule, *lines[1:]])
+
+
 def rebuild_table(runs: list[dict[str, Any]]) -> str:
-    lines = [
-        "| run | rebuilt checkpoints | valid greedy mean / best single | valid beam 5, mean (alpha) "
-        "| valid beam 5, run as trained (alpha) | test2016 greedy / beam 5 | chrF beam 5 | test2017 beam 5 |",
-        "|---|---|---|---|---|---|---:|---:|",
-    ]
+    header = [
+        "run", "rebuilt checkpoints", "valid greedy mean / best single", "valid beam 5, mean (alpha)",
+        "valid beam 5, run as trained (alpha)", "test2016 greedy / beam 5", "chrF beam 5", "test2017 beam 5",
+    ]  # fmt: skip
+    rows = []
     for r in runs:
         ours, theirs = (
             max(d.items(), key=lambda kv: kv[1]) for d in (r["valid_bleu_beam5"], r["run_valid_bleu_beam5"])
         )
         s = r["scores"]
-        lines.append(
-            f"| {r['run']} | {', '.join(map(str, r['rebuilt_steps'])) or '-'} "
-            f"| {r['valid_bleu_greedy']:.2f} / {r['best_single_valid_bleu']:.2f} "
-            f"| {ours[1]:.2f} ({ours[0]}) | {theirs[1]:.2f} ({theirs[0]}) "
-            f"| {s['test2016.beam1']['bleu']:.2f} / {s['test2016.beam5']['bleu']:.2f} "
-            f"| {s['test2016.beam5']['chrf']:.2f} | {s['test2017.beam5']['bleu']:.2f} |"
-        )
-    return "\n".join(lines)
+        rows.append([
+            r["run"], ", ".join(map(str, r["rebuilt_steps"])) or "-",
+            f"{r['valid_bleu_greedy']:.2f} / {r['best_single_valid_bleu']:.2f}",
+            f"{ours[1]:.2f} ({ours[0]})", f"{theirs[1]:.2f} ({theirs[0]})",
+            f"{s['test2016.beam1']['bleu']:.2f} / {s['test2016.beam5']['bleu']:.2f}",
+            f"{s['test2016.beam5']['chrf']:.2f}", f"{s['test2017.beam5']['bleu']:.2f}",
+        ])  # fmt: skip
+    return markdown_table(header, "llllllrr", rows)
 
 
 def merge_rows(earlier: dict[str, Any] | None, minutes: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -408,19 +415,19 @@ def merge_rows(earlier: dict[str, Any] | None, minutes: float, rows: list[dict[s
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| row | change | parameters | updates | target tok/s | valid BLEU (best) "
-        "| valid BLEU (mean of last 5) | load before / after |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-    ]
+    header = [
+        "row", "change", "parameters", "updates", "target tok/s", "valid BLEU (best)",
+        "valid BLEU (mean of last 5)", "load before / after",
+    ]  # fmt: skip
+    cells = []
     for r in rows:
         averaged = "-" if r["averaged_valid_bleu"] is None else f"{r['averaged_valid_bleu']:.2f}"
         params = "-" if r["parameters"] is None else f"{r['parameters'] / 1e6:.2f}M"
-        lines.append(
-            f"| {r['row']} | {r['change']} | {params} | {r['updates']:,} | {r['target_tokens_per_second']:,} "
-            f"| {r['best_valid_bleu']:.2f} | {averaged} | {r['load_before']:.2f} / {r['load_after']:.2f} |"
-        )
-    return "\n".join(lines)
+        cells.append([
+            r["row"], r["change"], params, f"{r['updates']:,}", f"{r['target_tokens_per_second']:,}",
+            f"{r['best_valid_bleu']:.2f}", averaged, f"{r['load_before']:.2f} / {r['load_after']:.2f}",
+        ])  # fmt: skip
+    return markdown_table(header, "llrrrrrl", cells)
 
 
 def final_summary(name: str, work: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from experiments.multi30k_cpu import (
     final_summary,
     final_table,
     levers_command,
+    markdown_table,
     merge_rows,
     rebuild_average,
     rebuild_table,
@@ -270,3 +271,12 @@ def test_rebuild_average_retrains_the_pruned_checkpoints_and_scores_their_mean(
     (work / "en-de-seed3" / "log.jsonl").write_text("\n".join([json.dumps(first), *log[1:]]) + "\n")
     with pytest.raises(SystemExit, match="step 10 .* does not repeat the run"):
         check_repeats(work / "en-de-seed3", rebuild / "en-de-seed3")
+
+
+def test_markdown_table_aligns_each_column_as_asked() -> None:
+    assert markdown_table(["run", "BLEU"], "lr", [["a", "1.00"], ["b", "2.50"]]).splitlines() == [
+        "| run | BLEU |",
+        "|---|---:|",
+        "| a | 1.00 |",
+        "| b | 2.50 |",
+    ]

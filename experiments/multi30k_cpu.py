@@ -450,30 +450,28 @@ def final_summary(name: str, work: Path) -> dict[str, Any]:
 
 
 def final_table(runs: list[dict[str, Any]]) -> str:
-    lines = [
-        "| run | params | training | valid BLEU best single / final | length penalty (valid BLEU, beam 5) "
-        "| test2016 BLEU greedy / beam 5 | chrF greedy / beam 5 "
-        "| test2017 BLEU greedy / beam 5 | chrF greedy / beam 5 |",
-        "|---|---:|---|---|---:|---|---|---|---|",
-    ]
+    header = [
+        "run", "params", "training", "valid BLEU best single / final", "length penalty (valid BLEU, beam 5)",
+        "test2016 BLEU greedy / beam 5", "chrF greedy / beam 5", "test2017 BLEU greedy / beam 5",
+        "chrF greedy / beam 5",
+    ]  # fmt: skip
+    rows = []
     for r in runs:
         s = r["scores"]
         averaging = r["finish"].get("averaging", {})
         final_valid = max(r["best_valid_bleu"], averaging.get("valid_bleu", 0.0))
         tuning = r["finish"]["length_penalty"]
         penalty = f"{tuning['chosen']:g} ({tuning['valid_bleu'][format(tuning['chosen'], 'g')]:.2f})"
-        cells = []
+        cells = [
+            r["run"], f"{r['parameters'] / 1e6:.2f}M",
+            f"{r['train_seconds']:.0f} s, {r['updates']:,} updates",
+            f"{r['best_valid_bleu']:.2f} / {final_valid:.2f}", penalty,
+        ]  # fmt: skip
         for test in TESTS:
-            bleu = f"{s[test + '.beam1']['bleu']:.2f} / {s[test + '.beam5']['bleu']:.2f}"
-            chrf = f"{s[test + '.beam1']['chrf']:.2f} / {s[test + '.beam5']['chrf']:.2f}"
-            cells += [bleu, chrf]
-        lines.append(
-            f"| {r['run']} | {r['parameters'] / 1e6:.2f}M "
-            f"| {r['train_seconds']:.0f} s, {r['updates']:,} updates "
-            f"| {r['best_valid_bleu']:.2f} / {final_valid:.2f} | {penalty} "
-            f"| {' | '.join(cells)} |"
-        )
-    return "\n".join(lines)
+            cells.append(f"{s[test + '.beam1']['bleu']:.2f} / {s[test + '.beam5']['bleu']:.2f}")
+            cells.append(f"{s[test + '.beam1']['chrf']:.2f} / {s[test + '.beam5']['chrf']:.2f}")
+        rows.append(cells)
+    return markdown_table(header, "lrllrllll", rows)
 
 
 def valid_figure(

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from experiments.multi30k_cpu import REPO, run_logged, score_test, seqcli
+from experiments.multi30k_cpu import REPO, markdown_table, run_logged, score_test, seqcli
 
 RESULTS = REPO / "benchmarks" / "results" / "presets.json"
 # task -> (folder under --data, source, target, test prefix)
@@ -65,18 +65,23 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    lines = [
-        "| task | settings | updates | training | valid BLEU "
-        "| test BLEU greedy / beam 5 | test chrF greedy / beam 5 |",
-        "|---|---|---:|---:|---:|---|---|",
+    header = [
+        "task", "settings", "updates", "training", "valid BLEU", "test BLEU greedy / beam 5",
+        "test chrF greedy / beam 5",
+    ]  # fmt: skip
+    rows = [
+        [
+            r["task"],
+            r["row"],
+            f"{r['updates']:,}",
+            f"{r['train_seconds']:.0f} s",
+            f"{r['best_valid_bleu']:.2f}",
+            f"{r['beam1']['bleu']:.2f} / {r['beam5']['bleu']:.2f}",
+            f"{r['beam1']['chrf']:.2f} / {r['beam5']['chrf']:.2f}",
+        ]
+        for r in records
     ]
-    for r in records:
-        lines.append(
-            f"| {r['task']} | {r['row']} | {r['updates']:,} | {r['train_seconds']:.0f} s "
-            f"| {r['best_valid_bleu']:.2f} | {r['beam1']['bleu']:.2f} / {r['beam5']['bleu']:.2f} "
-            f"| {r['beam1']['chrf']:.2f} / {r['beam5']['chrf']:.2f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(header, "llrrrll", rows)
 
 
 def main() -> None:

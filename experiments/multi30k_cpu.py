@@ -58,6 +58,7 @@ from typing import Any
 from experiments.claims.multi30k import RECIPE
 from seqcli.average import step_checkpoint_name, step_checkpoints
 from seqcli.checkpoint import read_log
+from seqcli.translation_task import TranslationTask
 
 REPO = Path(__file__).resolve().parents[1]
 LEVERS_RESULTS = REPO / "benchmarks" / "results" / "multi30k_levers.json"
@@ -190,6 +191,19 @@ def score_test(
     return json.loads(subprocess.run(evaluate, check=True, capture_output=True, text=True).stdout)
 
 
+def score_tests(run_dir: Path, data: Path, src: str, tgt: str, threads: int = 1) -> dict[str, Any]:
+    """`score_test` on test2016 and test2017, greedy and beam 5: "test2016.beam5" -> scores."""
+    return {
+        f"{t}.beam{b}": score_test(run_dir, data / t, src, tgt, b, threads) for t in TESTS for b in (1, 5)
+    }
+
+
+def average_checkpoints(run_dir: Path, last: int, out: Path, threads: int = 1) -> None:
+    """`seqcli average RUN_DIR --last LAST --out OUT`."""
+    average = seqcli("average", str(run_dir), "--last", str(last), "--out", str(out))
+    subprocess.run(average, check=True, env=thread_env(threads), stdout=subprocess.DEVNULL)
+
+
 def final_command(direction: str, seed: int, data: Path, run_dir: Path, changes: list[str]) -> list[str]:
     """`seqcli train` on the direction's recipe in configs/, each change as a `--set`."""
     config = REPO / "configs" / f"multi30k-{direction}-cpu.toml"
@@ -227,11 +241,7 @@ def run_final(
     src, tgt = DIRECTIONS[direction]
     run_dir = work / name
     record = run_logged(name, work, final_command(direction, seed, data, run_dir, changes), threads)
-    scores = {}
-    for test in TESTS:
-        for beam in (1, 5):
-            scores[f"{test}.beam{beam}"] = score_test(run_dir, data / test, src, tgt, beam, threads)
-    record["scores"] = scores
+    record["scores"] = score_tests(run_dir, data, src, tgt, threads)
     marker.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{name}: done in {record['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
 
@@ -273,8 +283,7 @@ def average_windows(
     for window in (w for w in windows if w <= kept):
         out = work / f"{name}-avg{window}"
         if not out.exists():  # made by an earlier call
-            average = seqcli("average", str(work / name), "--last", str(window), "--out", str(out))
-            subprocess.run(average, check=True, env=thread_env(threads), stdout=subprocess.DEVNULL)
+            average_checkpoints(work / name, window, out, threads)
         scores[str(window)] = tune_on_valid(out, data, alphas, threads)
         print(f"{name} last {window}: {scores[str(window)]}", file=sys.stderr, flush=True)
     return {"run": name, "valid_bleu_beam5": scores}
@@ -320,60 +329,68 @@ def check_repeats(run_dir: Path, rerun_dir: Path) -> None:
             )
 
 
-def rebuild_average(
-    name: str, work: Path, rebuild: Path, data: Path, last: int, alphas: str, threads: int = 1
-) -> dict[str, Any]:
-    """The mean of the last LAST evaluation checkpoints of the finished final run WORK/NAME,
-    which kept fewer: the run is trained again from its recorded command (one torch thread, as
-    `final` trains) as far as the newest pruned checkpoint the mean needs, into REBUILD/NAME,
-    and checked to repeat the run's evaluations exactly. The mean (REBUILD/NAME-avgLAST) is then
-    judged as `seqcli train` would judge it (greedy valid BLEU against the best single
-    checkpoint), its length penalty tuned on valid and stored, and both test sets scored greedy
-    and with beam 5, each scoring process with THREADS torch threads. The record is kept in
-    REBUILD/NAME-avgLAST.json, which a later call returns as it is."""
+def rebuild_checkpoints(name: str, work: Path, rebuild: Path, steps: list[int]) -> list[int]:
+    """Those of STEPS whose checkpoints the final run WORK/NAME pruned, rebuilt into
+    REBUILD/NAME: the run is trained again from its recorded command (one torch thread, as
+    `final` trains) as far as the newest of them, unless an earlier call did, and checked to
+    repeat the run's evaluations exactly."""
     run_dir, rerun_dir = work / name, rebuild / name
-    done = rebuild / f"{name}-avg{last}.json"
-    if done.exists():  # scored by an earlier call
-        return dict(json.loads(done.read_text()))
-    src, tgt = DIRECTIONS[name.split("-seed")[0]]
-    log = read_log(run_dir)
-    wanted = [entry["step"] for entry in log][-last:]
-    missing = [step for step in wanted if not (run_dir / step_checkpoint_name(step)).exists()]
-    if missing and not all((rerun_dir / step_checkpoint_name(s)).exists() for s in missing):
+    missing = [step for step in steps if not (run_dir / step_checkpoint_name(step)).exists()]
+    if not missing:
+        return missing
+    if not all((rerun_dir / step_checkpoint_name(step)).exists() for step in missing):
         recorded = json.loads((work / f"{name}.json").read_text())["command"]
         rebuild.mkdir(parents=True, exist_ok=True)
         rerun = run_logged(name, rebuild, rerun_command(recorded, rerun_dir, max(missing)), threads=1)
         (rebuild / f"{name}.json").write_text(json.dumps(rerun, indent=2) + "\n")
-    if missing:
-        check_repeats(run_dir, rerun_dir)
+    check_repeats(run_dir, rerun_dir)
+    return missing
+
+
+def rebuild_average(
+    name: str, work: Path, rebuild: Path, data: Path, last: int, alphas: str, threads: int = 1
+) -> dict[str, Any]:
+    """The mean of the last LAST evaluation checkpoints of the finished final run WORK/NAME,
+    which kept fewer (`rebuild_checkpoints` makes the others). The mean (REBUILD/NAME-avgLAST)
+    is judged as `seqcli train` would judge it (its best-checkpoint rule on greedy valid BLEU,
+    against the best single checkpoint), its length penalty tuned on valid and stored, and
+    both test sets scored greedy and with beam 5, each scoring process with THREADS torch
+    threads. The record is kept in REBUILD/NAME-avgLAST.json, which a later call returns as
+    it is."""
+    done = rebuild / f"{name}-avg{last}.json"
+    if done.exists():  # scored by an earlier call
+        return dict(json.loads(done.read_text()))
+    run_dir, rule = work / name, TranslationTask.best
+    src, tgt = DIRECTIONS[name.split("-seed")[0]]
+    log = read_log(run_dir)
+    wanted = [entry["step"] for entry in log][-last:]
+    missing = rebuild_checkpoints(name, work, rebuild, wanted)
     combined, out = rebuild / f"{name}-last{last}-checkpoints", rebuild / f"{name}-avg{last}"
     if not out.exists():  # made by an earlier call
         shutil.rmtree(combined, ignore_errors=True)
         shutil.copytree(run_dir, combined, ignore=shutil.ignore_patterns("test20*"))
         for step in missing:
-            shutil.copy2(rerun_dir / step_checkpoint_name(step), combined)
-        average = seqcli("average", str(combined), "--last", str(last), "--out", str(out))
-        subprocess.run(average, check=True, env=thread_env(threads), stdout=subprocess.DEVNULL)
+            shutil.copy2(rebuild / name / step_checkpoint_name(step), combined)
+        average_checkpoints(combined, last, out, threads)
     greedy = score_test(out, data / "valid", src, tgt, 1, threads)["bleu"]
-    best_single = max(entry["valid_bleu"] for entry in log)
-    tuned = tune_on_valid(out, data, alphas, threads, save=True)
-    scores = {f"{t}.beam{b}": score_test(out, data / t, src, tgt, b, threads) for t in TESTS for b in (1, 5)}
+    best_single = max(entry[rule.measure] for entry in log)
     finish = json.loads((run_dir / "finish.json").read_text())
+    rerun = rebuild / f"{name}.json"  # written when this script trained the rerun
     record = {
         "run": name,
         "rebuilt_steps": missing,
         "averaged_steps": wanted,
         "valid_bleu_greedy": greedy,
         "best_single_valid_bleu": best_single,
-        "rerun": json.loads(marker.read_text()) if (marker := rebuild / f"{name}.json").exists() else None,
-        "kept_by_train": greedy > best_single,
-        "valid_bleu_beam5": tuned,
+        "rerun": json.loads(rerun.read_text()) if missing and rerun.exists() else None,
+        "kept_by_train": rule.improves(greedy, best_single),
+        "valid_bleu_beam5": tune_on_valid(out, data, alphas, threads, save=True),
         "run_valid_bleu_beam5": finish["length_penalty"]["valid_bleu"],
         "run_averaged": finish.get("averaging", {}).get("checkpoints"),
-        "scores": scores,
+        "scores": score_tests(out, data, src, tgt, threads),
     }
     done.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{name} last {last}: valid greedy {greedy}, beam 5 {tuned}", file=sys.stderr, flush=True)
+    print(f"{name} last {last}: valid greedy {greedy}, beam 5 {record['valid_bleu_beam5']}", file=sys.stderr)
     return record
 
 

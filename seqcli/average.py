@@ -59,13 +59,16 @@ def average_runs(run_dirs: list[Path], last: int, out: Path) -> list[Path]:
         if len(kept) < last:
             raise RunDirError(f"{run_dir}: kept {len(kept)} step checkpoints, fewer than --last {last}")
         chosen.append((run_dir, kept[-last:]))
-    config = checkpoint.load_config(run_dirs[0])
-    src, tgt = checkpoint.load_tokenizers(run_dirs[0])
-    shared = (config.model, src.sha256, tgt.sha256)
+    # each run's config and tokenizers, read once; the first run's are the ones all must share
+    settings = {
+        run_dir: (checkpoint.load_config(run_dir), *checkpoint.load_tokenizers(run_dir))
+        for run_dir in dict.fromkeys(run_dirs)
+    }
+    config, src, tgt = settings[run_dirs[0]]
     states = []
-    for run_dir, run_paths in chosen:  # each run's settings and tokenizers read once, then its weights
-        run_src, run_tgt = checkpoint.load_tokenizers(run_dir)
-        if (checkpoint.load_config(run_dir).model, run_src.sha256, run_tgt.sha256) != shared:
+    for run_dir, run_paths in chosen:
+        run_config, run_src, run_tgt = settings[run_dir]
+        if (run_config.model, run_src.sha256, run_tgt.sha256) != (config.model, src.sha256, tgt.sha256):
             raise RunDirError(f"{run_paths[0]}: model settings or tokenizers differ from {run_dirs[0]}")
         states += [checkpoint.load_weights(path, run_src, run_tgt)[0] for path in run_paths]
     paths = [path for _, run_paths in chosen for path in run_paths]

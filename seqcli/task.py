@@ -7,7 +7,7 @@ log. A task owns its model, its data and what its numbers mean.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +46,10 @@ class BestRule:
 
     def improves(self, value: float, best: float) -> bool:
         return value > best if self.higher_is_better else value < best
+
+    def best_of(self, values: Iterable[float]) -> float:
+        """The value of VALUES this rule ranks first."""
+        return max(values) if self.higher_is_better else min(values)
 
 
 class TrainingTask(Protocol):

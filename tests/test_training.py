@@ -9,7 +9,7 @@ import torch
 from conftest import TINY_TRAIN_ARGS  # noqa: F401  (same tiny sizes as the CLI tests)
 
 from seqcli.config import config_from_dict
-from seqcli.task import BatchLoss
+from seqcli.task import BatchLoss, BestRule
 from seqcli.train import Trainer, TrainingDiverged
 
 
@@ -105,3 +105,9 @@ def test_every_task_skips_nan_updates_and_stops_after_ten_in_a_row(
     poison_batches(monkeypatch, trainer, set(range(3, 100)))
     with pytest.raises(TrainingDiverged, match=r"step 12: loss or gradient not finite for 10 steps in a row"):
         trainer.run(SilentReporter())
+
+
+def test_best_rule_ranks_first_what_improves_would_keep() -> None:
+    bleu, loss = BestRule("valid_bleu", higher_is_better=True), BestRule("valid_loss", higher_is_better=False)
+    assert bleu.best_of([35.1, 37.2, 36.0]) == 37.2 and bleu.improves(37.3, 37.2)
+    assert loss.best_of(iter([1.9, 1.7, 1.8])) == 1.7 and loss.improves(1.6, 1.7)

@@ -188,6 +188,18 @@ def load_training_state(run_dir: Path) -> TrainingState:
     return TrainingState(groups["model"], optimizer, groups["rng"], loop, task, machine)
 
 
+def saved_machine(run_dir: Path) -> dict[str, Any]:
+    """Where a run's training state was computed (device type, torch threads), read from the
+    file's header alone; {} when there is no state or it says nothing."""
+    try:
+        with open(Path(run_dir) / TRAIN_STATE, "rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size)) if 0 < size < 100_000_000 else {}
+        return json.loads(header.get("__metadata__", {}).get("machine", "{}"))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 @dataclass
 class LoadedRun:
     """Everything translation needs from a run directory."""

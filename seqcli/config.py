@@ -251,6 +251,9 @@ class TrainConfig:
     # Source word dropout: each training source token is replaced by <unk> with this probability.
     word_dropout: float = 0.0
     bf16: bool = False  # bfloat16 autocast of the training forward pass, where the GPU or CPU has bf16 units
+    # Torch's CPU threads; 0: one per core not kept busy by other processes (seqcli.threads), or
+    # on --resume the count the run was saved with, so that it continues exactly.
+    threads: int = option(0, "Torch CPU threads (0: one per free core).", flag="--threads")
 
     def __post_init__(self) -> None:
         _check_choices("train", self)
@@ -268,6 +271,7 @@ class TrainConfig:
         for alpha in parse_alphas(self.tune_length_penalty, "train.tune_length_penalty"):
             _check_range("train", "tune_length_penalty", alpha, 0.0)
         _check_range("train", "warmup_steps", self.warmup_steps, 0)
+        _check_range("train", "threads", self.threads, 0)
         _check_range("train", "word_dropout", self.word_dropout, 0.0, 0.99)
         if self.lr_schedule != "constant" and self.lr_decay_factor < 1.0:
             raise ConfigError(

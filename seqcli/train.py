@@ -22,6 +22,7 @@ import torch
 
 from seqcli import checkpoint, distributed
 from seqcli.average import average_tensors, prune_step_checkpoints, step_checkpoint_name, step_checkpoints
+from seqcli.budget import TimeBudget
 from seqcli.config import Config, parse_alphas
 from seqcli.corpus import EncodedCorpus
 from seqcli.curves import CURVES_FILE, draw_curves
@@ -35,7 +36,7 @@ from seqcli.textio import atomic_open
 from seqcli.tokenizer import Tokenizer
 from seqcli.translate import Translator
 from seqcli.translation_task import TranslationTask
-from seqcli.tune import best_alpha, tune_length_penalty
+from seqcli.tune import PenaltyResult, best_alpha, tune_length_penalty
 
 # A plain table from config.data.task to the task that trains it.
 TASKS: dict[str, Callable[[Config, TaskSetting, tuple[Tokenizer, Tokenizer] | None], TrainingTask]] = {
@@ -115,6 +116,15 @@ class Trainer:
         self.model = self.task.model
         self.optimizer = make_optimizer(self.model, config.train.learning_rate)
         self.train_model = distributed.data_parallel(self.model, self.world, self.device)
+        self.budget = TimeBudget(config.train.max_minutes * 60, self._finish_in_validations())
+
+    def _finish_in_validations(self) -> float:
+        """The end-of-training steps' expected duration, in validations: one for checkpoint
+        averaging, and for the length-penalty search BEAM_PASS_IN_VALIDATIONS per alpha."""
+        cfg = self.config.train
+        alphas = parse_alphas(cfg.tune_length_penalty, "train.tune_length_penalty")
+        tuning = len(alphas) if isinstance(self.task, TranslationTask) else 0
+        return (1.0 if cfg.average_last else 0.0) + BEAM_PASS_IN_VALIDATIONS * tuning
 
     # Translation's parts, as benchmarks, experiments and tests reach them.
     @property
@@ -200,6 +210,7 @@ class Trainer:
         }
         self.reporter.on_start(cfg.max_steps, info)
         loop = self.loop
+        loop.started_at = loop.interval_start = time.monotonic()  # setup is not training time
         self.model.train()
         with _InterruptFlag() as interrupt:
             self.interrupt = interrupt
@@ -239,12 +250,14 @@ class Trainer:
         updates = distributed.shard_updates(batches, self.world, cfg.accum_steps)
         per_update = self.world.size * cfg.accum_steps  # batches of the epoch one update covers
         for micro_batches in updates[loop.batch_in_epoch // per_update :]:
-            if loop.step >= cfg.max_steps:
-                return "max_steps"
+            if stop_reason := self._stop_reason(loop):
+                return stop_reason
             self._schedule_learning_rate(loop)
+            started = time.monotonic()
             loss_sum, n_tokens = self.train_update(
                 [[items[i] for i in indices] for indices in micro_batches], loop.step
             )
+            self.budget.count_step(time.monotonic() - started)
             loop.batch_in_epoch += per_update
             loop.step += 1
             self._count_loss(loop, loss_sum, n_tokens)
@@ -254,10 +267,21 @@ class Trainer:
                     return "early_stopping"
             if self.world.broadcast(self.interrupt.is_set):  # rank 0's signal stops every rank
                 return "interrupted"
-            if loop.step >= cfg.max_steps:
-                return "max_steps"
-            if cfg.max_minutes and self.world.broadcast(loop.elapsed() >= cfg.max_minutes * 60):
-                return "max_minutes"
+        return self._stop_reason(loop)
+
+    def _stop_reason(self, loop: LoopState) -> str:
+        """'max_steps' or 'max_minutes' when training must stop before another update, else ''.
+        The time budget keeps room for the validation after the last update and for the
+        end-of-training steps, judged from the durations seen so far."""
+        if loop.step >= self.config.train.max_steps:
+            return "max_steps"
+        if not self.world.broadcast(self.budget.allows_step(loop.elapsed())):
+            left = self.budget.left(loop.elapsed())
+            self.reporter.on_note(
+                f"--max-minutes: stopping at step {loop.step} with {left:.0f} s left for the last "
+                "validation and the end-of-training steps"
+            )
+            return "max_minutes"
         return ""
 
     def _count_loss(self, loop: LoopState, loss_sum: float, n_tokens: int) -> None:
@@ -284,7 +308,9 @@ class Trainer:
             self._follow_evaluation(loop)
             return
         train_seconds = time.monotonic() - loop.interval_start
+        validation_started = time.monotonic()
         measures = self.task.validate()
+        self.budget.validation_seconds = time.monotonic() - validation_started
         rule = self.task.best
         value = measures[rule.measure]
         is_best = loop.best_step == 0 or rule.improves(value, loop.best_value)
@@ -368,10 +394,20 @@ class Trainer:
         alphas = parse_alphas(self.config.train.tune_length_penalty, "train.tune_length_penalty")
         self._load(checkpoint.BEST)
         task = self.translation
-        results = []
+        results: list[PenaltyResult] = []
+        alpha_seconds = 0.0  # the last alpha's search: the next one is judged to take as long
         for alpha in alphas:
+            left = self.budget.left(self.loop.elapsed())
+            if results and alpha_seconds > left:
+                self.reporter.on_note(
+                    f"--max-minutes: {len(results)} of {len(alphas)} length penalties tried "
+                    f"({left:.0f} s left, one takes {alpha_seconds:.0f} s)"
+                )
+                break
             self.reporter.on_note(f"length penalty {alpha:g}: beam {self.config.decode.beam_size} on valid")
+            started = time.monotonic()
             results += tune_length_penalty(task.translator, task.valid_src, task.valid_tgt, [alpha])
+            alpha_seconds = time.monotonic() - started
         self.model.train()
         best = best_alpha(results)
         self.config = replace(self.config, decode=replace(self.config.decode, length_penalty=best.alpha))
@@ -392,8 +428,8 @@ class Trainer:
         if cfg.lr_schedule == "constant" and not cfg.warmup_steps:
             return
         progress = loop.step / cfg.max_steps
-        if cfg.max_minutes:
-            progress = max(progress, loop.elapsed() / (cfg.max_minutes * 60))
+        if self.budget.is_limited:
+            progress = max(progress, loop.elapsed() / self.budget.training_seconds())
         rate = scheduled_learning_rate(
             cfg.learning_rate, loop.step, cfg.lr_schedule, cfg.warmup_steps, progress, cfg.min_learning_rate
         )
@@ -463,6 +499,9 @@ class Trainer:
 
 
 MAX_CONSECUTIVE_NONFINITE = 10
+# A beam search over the validation sources (one alpha of the length-penalty search), in
+# validations (the validation loss and a greedy search): measured on Multi30k.
+BEAM_PASS_IN_VALIDATIONS = 2.0
 FINISH_FILE = "finish.json"  # what the end-of-training averaging and tuning found
 
 

@@ -6,17 +6,22 @@ import os
 import subprocess
 import sys
 
-# Tiny test models run faster on one thread, and a busy 2-core machine makes extra threads thrash.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-# As users run it: torch's default thread count (one per core).
-DEFAULT_THREADS_ENV = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+from seqcli.threads import usable_cores
+
+# Each pytest worker runs one seqcli process at a time: each gets its share of the cores, so
+# that the workers together do not ask for more threads than there are cores.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, usable_cores() // WORKERS)
+ENV = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+# The environment of a user's shell: no thread count set, so seqcli chooses (seqcli.threads).
+USER_ENV = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def run_cli(
     *args: str, input_text: str | None = None, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m seqcli ARGS` as a user would, capturing stdout and stderr (one torch
-    thread unless env says otherwise)."""
+    """Run `python -m seqcli ARGS` as a user would, capturing stdout and stderr (this
+    worker's share of the cores unless env says otherwise)."""
     result = subprocess.run(
         [sys.executable, "-m", "seqcli", *args],
         input=input_text,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import DEFAULT_THREADS_ENV, ENV, run_cli
+from cli_helpers import ENV, USER_ENV, run_cli
 from conftest import TINY_TRAIN_ARGS
 from safetensors.torch import load_file
 from test_training import SilentReporter
@@ -33,9 +33,8 @@ def train_args(toy_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """As users run it: torch's default thread count (2 on a 2-core machine)."""
     run_dir = tmp_path_factory.mktemp("whole") / "run"
-    run_cli(*train_args(toy_dir), "--out", str(run_dir), env=DEFAULT_THREADS_ENV)
+    run_cli(*train_args(toy_dir), "--out", str(run_dir))
     return load_file(run_dir / checkpoint.LAST)
 
 
@@ -70,28 +69,30 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(
     toy_dir: Path, tmp_path: Path, uninterrupted: dict
 ) -> None:
     """Dropout and scheduled sampling on, killed with no chance to save more than its last
-    evaluation's state, at the default thread count."""
+    evaluation's state."""
     run_dir = tmp_path / "run"
     args = [*train_args(toy_dir), "--out", str(run_dir)]
-    code = start_and_stop_after(args, run_dir, 20, signal.SIGKILL, env=DEFAULT_THREADS_ENV)
+    code = start_and_stop_after(args, run_dir, 20, signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert checkpoint.load_training_state(run_dir).loop["step"] in (20, 40)
-    resumed = run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
+    resumed = run_cli("train", "--resume", str(run_dir))
     assert "note:" not in resumed.stderr  # same device, same threads: nothing to warn about
     assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted)
     steps = [json.loads(x)["step"] for x in (run_dir / checkpoint.LOG_FILE).read_text().splitlines()]
     assert steps == [20, 40, 60]
 
 
-def test_resume_says_when_the_thread_count_differs(toy_dir: Path, tmp_path: Path) -> None:
-    query = [sys.executable, "-c", "import torch; print(torch.get_num_threads())"]
-    threads = int(subprocess.run(query, capture_output=True, text=True, env=DEFAULT_THREADS_ENV).stdout)
-    if threads < 2:
-        pytest.skip("one torch thread by default here: no other count to resume with")
+def test_resume_keeps_the_saved_thread_count_and_says_when_told_otherwise(
+    toy_dir: Path, tmp_path: Path
+) -> None:
     run_dir = tmp_path / "run"
-    run_cli(*train_args(toy_dir), "--max-steps", "20", "--out", str(run_dir), env=DEFAULT_THREADS_ENV)
-    result = run_cli("train", "--resume", str(run_dir))  # one thread; nothing left to train
-    assert f"saved with torch threads {threads} and continues with 1" in result.stderr
+    run_cli(
+        *train_args(toy_dir), "--max-steps", "20", "--out", str(run_dir), env={**ENV, "OMP_NUM_THREADS": "2"}
+    )
+    kept = run_cli("train", "--resume", str(run_dir), "--max-steps", "20", env=USER_ENV)
+    assert "threads 2 (as the run was saved with" in kept.stderr and "note:" not in kept.stderr
+    result = run_cli("train", "--resume", str(run_dir), "--threads", "1")  # nothing left to train
+    assert "saved with torch threads 2 and continues with 1" in result.stderr
 
 
 def test_sigint_saves_exits_130_and_resumes_exactly(
@@ -99,13 +100,13 @@ def test_sigint_saves_exits_130_and_resumes_exactly(
 ) -> None:
     run_dir = tmp_path / "run"
     args = [*train_args(toy_dir), "--out", str(run_dir)]
-    code = start_and_stop_after(args, run_dir, 20, signal.SIGINT, env=DEFAULT_THREADS_ENV)
+    code = start_and_stop_after(args, run_dir, 20, signal.SIGINT)
     assert code == 130
     stderr = start_and_stop_after.stderr  # type: ignore[attr-defined]
     assert "interrupted at step" in stderr and "--resume" in stderr
     saved_step = checkpoint.load_training_state(run_dir).loop["step"]
     assert 20 <= saved_step < 60
-    run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
+    run_cli("train", "--resume", str(run_dir))
     assert_same_weights(load_file(run_dir / checkpoint.LAST), uninterrupted)
 
 
@@ -150,16 +151,12 @@ def test_hard_attention_resume_gives_the_uninterrupted_weights(toy_dir: Path, tm
 
 
 @pytest.mark.slow  # the baseline's resume is tested in-process above; this one as users run it
-def test_hard_attention_at_the_default_thread_count_sigkill_then_resume_is_exact(
-    toy_dir: Path, tmp_path: Path
-) -> None:
-    args = [*train_args(toy_dir), "--attention", "hard", "--max-steps", "40"]
+def test_hard_attention_on_two_threads_sigkill_then_resume_is_exact(toy_dir: Path, tmp_path: Path) -> None:
+    args = [*train_args(toy_dir), "--attention", "hard", "--max-steps", "40", "--threads", "2"]
     whole = tmp_path / "whole"
-    run_cli(*args, "--out", str(whole), env=DEFAULT_THREADS_ENV)
+    run_cli(*args, "--out", str(whole))
     run_dir = tmp_path / "run"
-    code = start_and_stop_after(
-        [*args, "--out", str(run_dir)], run_dir, 20, signal.SIGKILL, DEFAULT_THREADS_ENV
-    )
+    code = start_and_stop_after([*args, "--out", str(run_dir)], run_dir, 20, signal.SIGKILL)
     assert code == -signal.SIGKILL and checkpoint.load_training_state(run_dir).loop["step"] == 20
-    run_cli("train", "--resume", str(run_dir), env=DEFAULT_THREADS_ENV)
+    run_cli("train", "--resume", str(run_dir))
     assert_same_weights(load_file(run_dir / checkpoint.LAST), load_file(whole / checkpoint.LAST))

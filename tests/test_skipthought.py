@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import DEFAULT_THREADS_ENV, run_cli
+from cli_helpers import ENV, run_cli
 from safetensors.torch import load_file
 from test_resume import assert_same_weights, start_and_stop_after
 
@@ -187,9 +187,9 @@ def skip_thought_args(corpus: Path) -> list[str]:
 def uninterrupted_skip_thought(
     story: tuple[Path, list[list[str]]], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A whole skip-thought run at torch's default thread count, as users run it."""
+    """A whole skip-thought run, at this worker's share of the cores."""
     whole = tmp_path_factory.mktemp("skip-thought") / "whole"
-    run_cli(*skip_thought_args(story[0]), "--out", str(whole), env=DEFAULT_THREADS_ENV)
+    run_cli(*skip_thought_args(story[0]), "--out", str(whole), env=ENV)
     return whole
 
 
@@ -200,19 +200,19 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(
     story: tuple[Path, list[list[str]]], tmp_path: Path, uninterrupted_skip_thought: Path, sig: signal.Signals
 ) -> None:
     """Ctrl-C saves and exits 130; SIGKILL leaves the last evaluation's state. Either way the
-    resumed run ends as the whole one did, at torch's default thread count."""
+    resumed run ends as the whole one did."""
     corpus, _ = story
     whole = uninterrupted_skip_thought
     split = tmp_path / "split"
     args = [*skip_thought_args(corpus), "--out", str(split)]
-    code = start_and_stop_after(args, split, 10, sig, DEFAULT_THREADS_ENV)
+    code = start_and_stop_after(args, split, 10, sig, ENV)
     if sig == signal.SIGINT:
         assert code == 130
         assert "interrupted at step" in start_and_stop_after.stderr  # type: ignore[attr-defined]
     else:
         assert code == -signal.SIGKILL
     assert 10 <= checkpoint.load_training_state(split).loop["step"] < 60
-    run_cli("train", "--resume", str(split), env=DEFAULT_THREADS_ENV)
+    run_cli("train", "--resume", str(split), env=ENV)
     assert_same_weights(load_file(split / checkpoint.LAST), load_file(whole / checkpoint.LAST))
     assert [r["step"] for r in checkpoint.read_log(split)] == [10, 20, 30, 40, 50, 60]
     assert checkpoint.read_log(split)[-1]["valid_loss"] == checkpoint.read_log(whole)[-1]["valid_loss"]

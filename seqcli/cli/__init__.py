@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from seqcli import threads
 from seqcli.cli import data, embed, evaluate, quality, serve, tokenize, train, translate
 from seqcli.errors import SeqcliError
 
@@ -43,6 +44,7 @@ def _global_options(
 
 
 def main() -> None:
+    threads.sample_cpu_use()  # before torch loads: how busy the machine is (seqcli.threads)
     try:
         app()
     except SeqcliError as error:

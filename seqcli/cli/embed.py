@@ -16,6 +16,9 @@ def embed_command(
     output: str = typer.Option("-", "--output", help="Vectors as text, one line per sentence, or -."),
     npy: Path = typer.Option(None, "--npy", help="Write an (N, H) float32 .npy file instead of text."),
     device: str = typer.Option("auto", help="cpu, cuda, cuda:N or auto."),
+    threads: int = typer.Option(
+        None, "--threads", help="Torch CPU threads [default: one per core other processes leave free]."
+    ),
 ) -> None:
     """One skip-thought vector per input line (an empty line gets the zero vector)."""
     import numpy as np
@@ -23,10 +26,12 @@ def embed_command(
     from seqcli.device import pick_device
     from seqcli.skipthought import SentenceEncoder
     from seqcli.textio import atomic_open, check_distinct_paths, open_input_chunks, open_output
+    from seqcli.threads import use_threads
 
     check_distinct_paths([input_], output)
     if npy is not None:
         check_distinct_paths([input_], npy)
+    governor = use_threads(threads).governor
     encoder = SentenceEncoder.from_run_dir(run_dir, pick_device(device))
     with open_input_chunks(input_, EMBED_CHUNK_LINES) as chunks:
         if npy is not None:  # one array: every line first
@@ -41,3 +46,5 @@ def embed_command(
                 for row in encoder.embed(chunk):  # (n, H)
                     out.write(" ".join(f"{x:.6g}" for x in row) + "\n")
                 out.flush()
+                if governor is not None:
+                    governor.check()

@@ -15,6 +15,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from seqcli.threads import ThreadGovernor
+
 
 class QuietReporter:
     """Ranks other than 0 under torchrun: rank 0 alone reports."""
@@ -42,9 +44,11 @@ class QuietReporter:
 
 
 class RichReporter:
-    """Progress bar with loss, tokens/second and ETA on stderr; one line per evaluation."""
+    """Progress bar with loss, tokens/second and ETA on stderr; one line per evaluation. Between
+    updates it lets the governor, if any, keep the thread count at the free cores."""
 
-    def __init__(self) -> None:
+    def __init__(self, governor: ThreadGovernor | None = None) -> None:
+        self.governor = governor
         self.console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]train"),
@@ -80,6 +84,9 @@ class RichReporter:
         self.progress.update(
             self.task, completed=step, loss=loss, speed=tokens_per_second, gold=gold_probability
         )
+        note = self.governor.check() if self.governor is not None else None
+        if note:
+            self.console.print(f"step {step}: {note}")
 
     def on_evaluation(self, evaluation: Any) -> None:
         best = " (best)" if evaluation.is_best else ""

@@ -26,11 +26,15 @@ def serve_command(
         False, "--quantize", help="int8 dynamic quantization of linear and LSTM/GRU layers (CPU only)."
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request on stderr."),
+    threads: int = typer.Option(
+        None, "--threads", help="Torch CPU threads [default: one per core other processes leave free]."
+    ),
 ) -> None:
     """Serve translations: POST /translate, GET /health, GET /info. Ctrl-C or SIGTERM stops
     gracefully, after the requests in flight."""
     from seqcli.cli.translate import load_translator
     from seqcli.errors import UsageError
+    from seqcli.threads import use_threads
 
     for name, value in [("--max-beam-size", max_beam_size), ("--max-lines", max_lines),
                         ("--max-chars", max_chars), ("--max-batch-lines", max_batch_lines)]:  # fmt: skip
@@ -45,10 +49,21 @@ def serve_command(
             f"seqcli serve needs the serve extra: pip install 'seqcli[serve]' ({error})"
         ) from None
 
+    choice = use_threads(threads)
     overrides: dict[str, object] = {"beam_size": beam_size, "batch_size": batch_size}
     translator = load_translator(run_dirs, overrides, device, quantize, bf16=False)
     sock = listen.bind(host, port)
     limits = app.Limits(max_lines=max_lines, max_chars=max_chars, max_beam_size=max_beam_size)
     batching = app.Batching(max_lines=max_batch_lines, max_wait_ms=max_wait_ms)
-    print(f"seqcli serve: listening on {listen.url(sock)}", file=sys.stderr, flush=True)
-    listen.run(app.create_app(translator, run_dirs, limits, batching), sock, access_log)
+    print(
+        f"seqcli serve: listening on {listen.url(sock)}, threads {choice.threads} ({choice.reason})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    def keep_threads() -> None:  # the count follows the free cores, between batches
+        note = choice.governor.check() if choice.governor is not None else None
+        if note:
+            print(f"seqcli serve: {note}", file=sys.stderr, flush=True)
+
+    listen.run(app.create_app(translator, run_dirs, limits, batching, keep_threads), sock, access_log)

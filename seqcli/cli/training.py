@@ -14,7 +14,13 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
     """Train a new run in `out`, or continue the one in `resume`; any task (config.data.task).
     note: a line said on stderr once the run is set up (the preset chosen, if any)."""
     from seqcli import distributed
+    from seqcli.checkpoint import saved_machine
+    from seqcli.threads import use_threads
     from seqcli.train import Trainer
+
+    # A resumed run keeps the thread count it was saved with, so that it continues exactly.
+    saved_threads = saved_machine(resume).get("threads") if resume is not None else None
+    threads = use_threads(config.train.threads, saved_threads)
 
     # Under torchrun: one process of a data-parallel job, left once training has ended.
     with distributed.torchrun_job(device) as device:
@@ -33,6 +39,8 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
             trainer = Trainer(config, out, device)
             if note and is_main:
                 print(f"seqcli train: {note}", file=sys.stderr)
-        with RichReporter() if is_main else QuietReporter() as reporter:
+        if is_main:
+            print(f"seqcli train: threads {threads.threads} ({threads.reason})", file=sys.stderr)
+        with RichReporter(threads.governor) if is_main else QuietReporter() as reporter:
             trainer.run(reporter)
         del trainer  # DistributedDataParallel must go before the process group it uses

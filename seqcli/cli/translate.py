@@ -38,14 +38,19 @@ def translate_command(
     timings: bool = typer.Option(
         False, "--timings", help="Report lines and search time (generation only) on stderr at the end."
     ),
+    threads: int = typer.Option(
+        None, "--threads", help="Torch CPU threads [default: one per core other processes leave free]."
+    ),
 ) -> None:
     """Translate raw text lines; an empty line gives an empty line."""
     from seqcli import distributed
     from seqcli.errors import UsageError
     from seqcli.textio import check_distinct_paths, open_input_chunks, open_output
+    from seqcli.threads import use_threads
     from seqcli.translate import STREAM_CHUNK_LINES
 
     check_distinct_paths([input_], output)
+    governor = use_threads(threads).governor
     overrides: dict[str, object] = {
         "beam_size": beam_size,
         "batch_size": batch_size,
@@ -82,6 +87,8 @@ def translate_command(
             ):
                 out.writelines(line + "\n" for line in translations)
                 out.flush()
+                if governor is not None:
+                    governor.check()
         if timings:
             _report_timings(translator)
 
@@ -113,9 +120,12 @@ def _report_timings(translator: Translator) -> None:
     """One stderr line: how many sentences this process searched and how long the search took."""
     import sys
 
+    import torch
+
     seconds, count = translator.generation_seconds, translator.sentences_searched
     rate = count / seconds if seconds > 0 else 0.0
     print(
-        f"seqcli translate: {count} lines, generation {seconds:.3f} s ({rate:.1f} lines/s)",
+        f"seqcli translate: {count} lines, generation {seconds:.3f} s ({rate:.1f} lines/s), "
+        f"threads {torch.get_num_threads()}",
         file=sys.stderr,
     )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +167,23 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(translator: Translator, run_dirs: list[Path], limits: Limits, batching: Batching) -> FastAPI:
-    """The app; its batcher's worker thread owns the model until the app shuts down."""
+def create_app(
+    translator: Translator,
+    run_dirs: list[Path],
+    limits: Limits,
+    batching: Batching,
+    before_batch: Callable[[], object] | None = None,
+) -> FastAPI:
+    """The app; its batcher's worker thread owns the model until the app shuts down.
+    before_batch: called by that thread before each batch (the CLI keeps the thread count there)."""
+
+    def search(lines: list[str], options: SearchOptions) -> list[dict[str, Any]]:
+        if before_batch is not None:
+            before_batch()
+        return search_lines(translator, lines, options)
+
     batcher: DynamicBatcher[SearchOptions, dict[str, Any]] = DynamicBatcher(
-        partial(search_lines, translator), batching.max_lines, batching.max_wait_ms / 1000
+        search, batching.max_lines, batching.max_wait_ms / 1000
     )
     info = describe(translator, run_dirs, limits, batching)
     refusal = alignment_refusal(translator)

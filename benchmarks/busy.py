@@ -42,7 +42,8 @@ BUSY_LOOP = "while True: pass"
 
 
 def seqcli(tree: Path) -> tuple[list[str], dict[str, str]]:
-    """The command and environment that run the seqcli of a source tree."""
+    """The command and environment that run the seqcli of a source tree (run it with the tree as
+    the working directory: `python -m` looks there before PYTHONPATH)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env["PYTHONPATH"] = str(tree)
     return [sys.executable, "-m", "seqcli"], env
@@ -70,7 +71,7 @@ def measure_training(tree: Path, work: Path, minutes: float) -> dict[str, float]
         [*command, "train", "--config", str(REPO / "configs" / "dates.toml"), "--out", str(run_dir),
          "--train", str(DATES / "train"), "--valid", str(DATES / "valid"),
          "--max-minutes", str(minutes), "--set", "train.eval_every=1000000"],
-        env=env, check=True, capture_output=True,
+        env=env, check=True, capture_output=True, cwd=tree,
     )  # fmt: skip
     wall = time.monotonic() - started
     last = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()][-1]
@@ -87,7 +88,7 @@ def measure_translation(tree: Path, run_dir: Path) -> dict[str, float]:
     started = time.monotonic()
     subprocess.run(
         [*command, "translate", str(run_dir), "--input", str(DATES / "test.src"), "--output", os.devnull],
-        env=env, check=True, capture_output=True,
+        env=env, check=True, capture_output=True, cwd=tree,
     )  # fmt: skip
     return {"lines_per_second": round(lines / (time.monotonic() - started), 1)}
 
@@ -96,7 +97,9 @@ def measure_serving(tree: Path, run_dir: Path, work: Path, requests: int) -> dic
     command, env = seqcli(tree)
     log = work / "serve.log"
     with open(log, "w") as handle:
-        server = subprocess.Popen([*command, "serve", str(run_dir), "--port", "0"], env=env, stderr=handle)
+        server = subprocess.Popen(
+            [*command, "serve", str(run_dir), "--port", "0"], env=env, stderr=handle, cwd=tree
+        )
     try:
         url = _server_url(log, server)
         sources = (DATES / "test.src").read_text(encoding="utf-8").splitlines()
@@ -143,7 +146,7 @@ def trained_run(work: Path) -> Path:
         [*command, "train", "--config", str(REPO / "configs" / "dates.toml"), "--out", str(run_dir),
          "--train", str(DATES / "train"), "--valid", str(DATES / "valid"),
          "--max-steps", "300", "--max-minutes", "0", "--eval-every", "300"],
-        env=env, check=True, capture_output=True,
+        env=env, check=True, capture_output=True, cwd=REPO,
     )  # fmt: skip
     return run_dir
 

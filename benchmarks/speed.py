@@ -22,15 +22,17 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
 from seqcli.device import pick_device
+from seqcli.tasks import new_trainer
 from seqcli.textio import write_text_atomic
-from seqcli.train import Trainer
 from seqcli.translate import Translator
+from seqcli.translation_task import TranslationTask
 
 
 def machine_info(device: torch.device) -> dict[str, object]:
@@ -60,7 +62,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
+def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     run = checkpoint.load_run(args.run_dir)
     joint = run.config.tokenizer.joint  # the run's own tokenizers: one model for both sides, or two
     config = replace(
@@ -68,22 +70,25 @@ def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str
         data=replace(
             run.config.data, train=args.train, valid=args.test, src_lang=args.src_lang, tgt_lang=args.tgt_lang
         ),
+        train=replace(run.config.train, kernels=getattr(args, "kernels", None) or run.config.train.kernels),
         tokenizer=replace(
             run.config.tokenizer,
             src_model=str(Path(args.run_dir) / checkpoint.SRC_SPM),
             tgt_model="" if joint else str(Path(args.run_dir) / checkpoint.TGT_SPM),
         ),
     )
-    trainer = Trainer(config, Path(args.run_dir) / "bench-unused", device=str(device))
-    examples = trainer.train_data.examples
+    trainer = new_trainer(config, Path(args.run_dir) / "bench-unused", str(device))
+    task = trainer.task
+    assert isinstance(task, TranslationTask)
+    examples = task.train_data.examples
     batches = bucket_batches(examples, config.train.batch_tokens, seed=1)
     for indices in batches[: args.warmup_steps]:
-        trainer.train_step([examples[i] for i in indices], step=0)
+        trainer.train_update([[examples[i] for i in indices]], 0)
     sync(device)
     tokens, start = 0, time.perf_counter()
     timed = batches[args.warmup_steps : args.warmup_steps + args.train_steps]
     for indices in timed:
-        tokens += trainer.train_step([examples[i] for i in indices], step=0)[1]
+        tokens += trainer.train_update([[examples[i] for i in indices]], 0)[1]
     sync(device)
     seconds = time.perf_counter() - start
     return {
@@ -91,7 +96,8 @@ def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str
         "train_target_tokens": tokens,
         "train_seconds": round(seconds, 2),
         "train_target_tokens_per_second": round(tokens / seconds, 1),
-        "parameters": trainer.translation.model.count_parameters(),
+        "parameters": sum(p.numel() for p in task.model.parameters() if p.requires_grad),
+        "kernels": config.train.kernels,
     }
 
 
@@ -132,6 +138,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=3)
     parser.add_argument("--decode-lines", type=int, default=1000)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--kernels", choices=("fast", "reference"), help="train.kernels [default: the run's]")
     parser.add_argument("--out", type=Path, help="JSON file for the figures.")
     args = parser.parse_args()
     device = pick_device(args.device)

@@ -107,6 +107,17 @@ def append_log(run_dir: Path, record: dict[str, Any]) -> None:
     write_text_atomic(path, old + json.dumps(record) + "\n")
 
 
+def rewind(run_dir: Path, step: int) -> None:
+    """Forget what a killed run wrote after the state it resumes from: log records of later
+    evaluations (the resumed run makes them again) and temporary files of interrupted writes."""
+    records = read_log(run_dir)
+    kept = [record for record in records if record["step"] <= step]
+    if len(kept) < len(records):
+        write_text_atomic(run_dir / LOG_FILE, "".join(json.dumps(record) + "\n" for record in kept))
+    for leftover in Path(run_dir).glob(".*.tmp"):  # atomic_open's names: .NAME.RANDOM.tmp
+        leftover.unlink(missing_ok=True)
+
+
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / LOG_FILE
     if not path.exists():

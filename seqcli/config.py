@@ -21,6 +21,7 @@ BATCHINGS = ("buckets", "random")
 TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
 LR_SCHEDULES = ("constant", "inverse_sqrt", "cosine")
+KERNELS = ("fast", "reference")
 
 T = TypeVar("T")
 
@@ -251,6 +252,14 @@ class TrainConfig:
     # Source word dropout: each training source token is replaced by <unk> with this probability.
     word_dropout: float = 0.0
     bf16: bool = False  # bfloat16 autocast of the training forward pass, where the GPU or CPU has bf16 units
+    # "reference": the model is built from seqcli/model/ alone and trains with the textbook loss;
+    # "fast": the same model with seqcli/fast/'s equal, faster kernels (seqcli.kernels).
+    kernels: str = option(
+        "fast",
+        "Train with the reference code, or with equal faster kernels.",
+        flag="--kernels",
+        choices=KERNELS,
+    )
     # Torch's CPU threads; 0: one per core not kept busy by other processes (seqcli.threads), or
     # on --resume the count the run was saved with, so that it continues exactly.
     threads: int = option(0, "Torch CPU threads (0: one per free core).", flag="--threads")

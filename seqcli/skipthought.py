@@ -8,7 +8,7 @@ data.task = "skip-thought", src.spm = tgt.spm, best/last weights, log.jsonl).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from seqcli import checkpoint
 from seqcli.config import Config
 from seqcli.corpus import Example, bucket_batches, pad
 from seqcli.errors import DataError, RunDirError
-from seqcli.fast.dispatch import sequence_loss
+from seqcli.kernels import KERNELS, Kernels
 from seqcli.model.skipthought import SkipThought, SkipThoughtOutput
 from seqcli.sentences import read_documents
 from seqcli.task import BatchLoss, BestRule, TaskSetting
@@ -86,9 +86,12 @@ def triple_batches(triples: list[Triple], batch_tokens: int, seed: int) -> list[
     return bucket_batches(proxies, batch_tokens, seed)
 
 
-def skip_thought_loss(output: SkipThoughtOutput, batch: TripleBatch, label_smoothing: float) -> Tensor:
+def skip_thought_loss(
+    output: SkipThoughtOutput, batch: TripleBatch, label_smoothing: float, kernels: Kernels
+) -> Tensor:
     """The summed cross-entropy of both decoders (a scalar)."""
-    return sequence_loss(output.previous, batch.previous_out, label_smoothing) + sequence_loss(
+    loss = kernels.sequence_loss
+    return loss(output.previous, batch.previous_out, label_smoothing) + loss(
         output.next, batch.next_out, label_smoothing
     )
 
@@ -118,7 +121,8 @@ class SkipThoughtTask:
         self.valid_triples = make_triples([self.tokenizer.encode(d) for d in valid_docs], limit)
         if not self.train_items or not self.valid_triples:
             raise DataError("--train/--valid: need documents of at least three non-empty sentences")
-        self.model = SkipThought(config.model, self.tokenizer.vocab_size).to(self.device)
+        self.kernels = KERNELS[config.train.kernels]
+        self.model = SkipThought(config.model, self.tokenizer.vocab_size, self.kernels.parts).to(self.device)
 
     def _tokenizer(self, train_docs: list[list[str]]) -> Tokenizer:
         tok = self.config.tokenizer
@@ -143,7 +147,7 @@ class SkipThoughtTask:
         batch = collate_triples(list(items), self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.setting.use_bf16):
             output = model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
-        loss_sum = skip_thought_loss(output, batch, self.config.train.label_smoothing)
+        loss_sum = skip_thought_loss(output, batch, self.config.train.label_smoothing, self.kernels)
         return BatchLoss(loss_sum, batch.n_tgt_tokens, loss_sum)
 
     def gold_probability(self, step: int) -> float:
@@ -157,7 +161,7 @@ class SkipThoughtTask:
         for indices in triple_batches(self.valid_triples, self.config.train.batch_tokens, seed=0):
             batch = collate_triples([self.valid_triples[i] for i in indices], self.device)
             output = self.model(batch.src, batch.src_lengths, batch.previous_in, batch.next_in)
-            total += skip_thought_loss(output, batch, 0.0).item()
+            total += skip_thought_loss(output, batch, 0.0, self.kernels).item()
             tokens += batch.n_tgt_tokens
         self.model.train()
         return total / max(tokens, 1)
@@ -170,6 +174,14 @@ class SkipThoughtTask:
 
     def load_state(self, state: dict[str, Any]) -> None:
         pass
+
+    def after_training(
+        self, run_dir: Path, seconds_left: Callable[[], float], note: Callable[[str], None]
+    ) -> dict[str, object]:
+        return {}  # nothing to tune: the best weights are the sentence encoder
+
+    def after_training_in_validations(self) -> float:
+        return 0.0
 
 
 class SentenceEncoder:
@@ -184,7 +196,9 @@ class SentenceEncoder:
         run = checkpoint.load_run(run_dir)
         if run.config.data.task != TASK:
             raise RunDirError(f"{run_dir}: a {run.config.data.task} run, `seqcli embed` needs a {TASK} run")
-        model = SkipThought(run.config.model, run.src_tokenizer.vocab_size)
+        model = SkipThought(
+            run.config.model, run.src_tokenizer.vocab_size, KERNELS[run.config.train.kernels].parts
+        )
         checkpoint.load_state_into(model, run.tensors, Path(run_dir) / checkpoint.BEST)
         return cls(
             model.to(device).eval(), run.src_tokenizer, run.config.data.max_tokens_per_sentence, device

@@ -2,30 +2,45 @@
 
 The loop in `seqcli.train` owns everything the tasks share: the optimizer, the update rule
 and its non-finite check, stop rules, evaluation cadence, checkpoints, exact resume and the
-log. A task owns its model, its data and what its numbers mean.
+log. A task owns its model, its data, what its numbers mean, and its own end-of-training
+steps (`after_training`, which `seqcli.finish` runs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from seqcli.distributed import World
+from seqcli.device import has_native_bf16, pick_device
+from seqcli.distributed import World, current_world
 from seqcli.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
 class TaskSetting:
-    """What the loop decides for every task before building it."""
+    """Where and how a task trains, decided before it is built."""
 
     device: torch.device
     world: World
     sampler: torch.Generator  # the task's own random draws; saved with the training state
     use_bf16: bool  # bfloat16 autocast of the training forward pass
+
+    @classmethod
+    def seeded(cls, seed: int, device: str, bf16: bool) -> TaskSetting:
+        """Seed torch's and Python's generators (the model the task then builds starts from the
+        same weights for the same seed), pick the device, and use bf16 where it runs in hardware."""
+        torch.manual_seed(seed)
+        random.seed(seed)
+        picked = pick_device(device)
+        return cls(
+            picked, current_world(), torch.Generator().manual_seed(seed), bf16 and has_native_bf16(picked)
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,8 @@ class BestRule:
 
 class TrainingTask(Protocol):
     """One kind of training run, as the loop sees it."""
+
+    setting: TaskSetting
 
     @property
     def model(self) -> nn.Module:
@@ -102,3 +119,15 @@ class TrainingTask(Protocol):
         ...
 
     def load_state(self, state: dict[str, Any]) -> None: ...
+
+    def after_training(
+        self, run_dir: Path, seconds_left: Callable[[], float], note: Callable[[str], None]
+    ) -> dict[str, object]:
+        """The task's own last steps, with the best weights loaded (translation: the length
+        penalty tuned on valid); what they found, for RUN_DIR/finish.json ({} for none).
+        seconds_left: the time budget still open; note: a line for the user."""
+        ...
+
+    def after_training_in_validations(self) -> float:
+        """How long `after_training` takes, in validations (for the time budget)."""
+        ...

@@ -1,48 +1,35 @@
-"""The training loop shared by every task: updates, validation, checkpoints, early stopping, resume.
+"""The training loop, the same for every task: updates, validation, checkpoints, stopping, exact resume.
 
-A task (`seqcli.task.TrainingTask`: translation, skip-thought) supplies the model, the batches,
-one batch's loss and the validation measures; the loop here does the rest once for all. It
-reports through a `TrainingReporter`, so the library never prints; the CLI draws the progress bar.
+A task (`seqcli.task.TrainingTask`) supplies the model, the batches, one batch's loss and the
+validation measures; the loop here does the rest once for all, and knows no task. It reports
+through a `TrainingReporter`, so the library never prints; the CLI draws the progress bar.
+What a run does after the loop (checkpoint averaging, the task's own last steps) is
+`seqcli.finish`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from seqcli import checkpoint, distributed
-from seqcli.average import average_tensors, prune_step_checkpoints, step_checkpoint_name, step_checkpoints
+from seqcli.average import prune_step_checkpoints, step_checkpoint_name
 from seqcli.budget import TimeBudget
-from seqcli.config import Config, parse_alphas
-from seqcli.corpus import EncodedCorpus
-from seqcli.curves import CURVES_FILE, draw_curves
-from seqcli.device import has_native_bf16, pick_device
+from seqcli.config import Config
 from seqcli.errors import SeqcliError, UsageError
 from seqcli.lr_decay import plateau_learning_rate, scheduled_learning_rate
 from seqcli.optim import make_optimizer
-from seqcli.skipthought import SkipThoughtTask
-from seqcli.task import TaskSetting, TrainingTask
-from seqcli.textio import atomic_open
-from seqcli.tokenizer import Tokenizer
-from seqcli.translate import Translator
-from seqcli.translation_task import TranslationTask
-from seqcli.tune import PenaltyResult, best_alpha, tune_length_penalty
+from seqcli.task import TrainingTask
 
-# A plain table from config.data.task to the task that trains it.
-TASKS: dict[str, Callable[[Config, TaskSetting, tuple[Tokenizer, Tokenizer] | None], TrainingTask]] = {
-    "translation": TranslationTask,
-    "skip-thought": SkipThoughtTask,
-}
+MAX_CONSECUTIVE_NONFINITE = 10
 
 
 @dataclass(frozen=True)
@@ -90,71 +77,24 @@ class TrainingReporter(Protocol):
 
 
 class Trainer:
-    """Holds the task, optimizer and loop state of one run, and runs the training loop.
+    """Holds one run's task, optimizer and loop state, and runs the training loop.
 
-    The task comes from config.data.task; `tokenizers` (src, tgt) skip training new ones.
+    `seqcli.tasks` builds the task from the config and the trainer around it.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        run_dir: Path,
-        device: str = "auto",
-        tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
-    ):
-        self.config, self.run_dir = config, Path(run_dir)
-        self.loop = LoopState()
-        self.resume_notes: list[str] = []  # set by a resume: where exactness may not hold
-        self.device = pick_device(device)
-        self.world = distributed.current_world()
-        torch.manual_seed(config.train.seed)
-        random.seed(config.train.seed)
-        self.sampler = torch.Generator().manual_seed(config.train.seed)
-        self.use_bf16 = config.train.bf16 and has_native_bf16(self.device)
-        setting = TaskSetting(self.device, self.world, self.sampler, self.use_bf16)
-        self.task = TASKS[config.data.task](config, setting, tokenizers)
-        self.model = self.task.model
+    def __init__(self, config: Config, run_dir: Path, task: TrainingTask):
+        self.config, self.run_dir, self.task = config, Path(run_dir), task
+        self.device, self.world, self.sampler = task.setting.device, task.setting.world, task.setting.sampler
+        self.model = task.model
         self.optimizer = make_optimizer(self.model, config.train.learning_rate)
         self.train_model = distributed.data_parallel(self.model, self.world, self.device)
-        self.budget = TimeBudget(config.train.max_minutes * 60, self._finish_in_validations())
-
-    def _finish_in_validations(self) -> float:
-        """The end-of-training steps' expected duration, in validations: one for checkpoint
-        averaging, and for the length-penalty search BEAM_PASS_IN_VALIDATIONS per alpha."""
-        cfg = self.config.train
-        alphas = parse_alphas(cfg.tune_length_penalty, "train.tune_length_penalty")
-        tuning = len(alphas) if isinstance(self.task, TranslationTask) else 0
-        return (1.0 if cfg.average_last else 0.0) + BEAM_PASS_IN_VALIDATIONS * tuning
-
-    # Translation's parts, as benchmarks, experiments and tests reach them.
-    @property
-    def translation(self) -> TranslationTask:
-        if not isinstance(self.task, TranslationTask):
-            raise UsageError(f"a {self.config.data.task} run has no translation parts")
-        return self.task
-
-    @property
-    def train_data(self) -> EncodedCorpus:
-        return self.translation.train_data
-
-    @property
-    def translator(self) -> Translator:
-        return self.translation.translator
-
-    @property
-    def src_tokenizer(self) -> Tokenizer:
-        return self.task.tokenizers[0]
-
-    @property
-    def tgt_tokenizer(self) -> Tokenizer:
-        return self.task.tokenizers[1]
-
-    def validation_loss(self) -> float:
-        return self.task.validation_loss()
-
-    def train_step(self, examples: Sequence[Any], step: int) -> tuple[float, int]:
-        """One update on one batch; returns the summed loss and the number of target tokens."""
-        return self.train_update([examples], step)
+        self.loop = LoopState()
+        self.resume_notes: list[str] = []  # set by a resume: where exactness may not hold
+        # Checkpoint averaging validates once more at the end; the task's own last steps take
+        # what it says (seqcli.finish).
+        finish = (1.0 if config.train.average_last else 0.0) + task.after_training_in_validations()
+        self.budget = TimeBudget(config.train.max_minutes * 60, finish)
+        self.reporter: TrainingReporter | None = None
 
     def train_update(self, micro_batches: Sequence[Sequence[Any]], step: int) -> tuple[float, int]:
         """One update on this process's micro-batches (see `distributed.shard_updates`).
@@ -188,8 +128,12 @@ class Trainer:
         loss_sum = loss.loss_sum.detach().double()
         return torch.stack([loss_sum, loss_sum.new_tensor(float(loss.n_tokens))])
 
-    def _save(self, name: str, info: dict[str, object]) -> None:
+    def save_weights(self, name: str, info: dict[str, object]) -> None:
         checkpoint.save_weights(self.run_dir / name, self.model, self.task.tokenizers, info)
+
+    def load_weights(self, name: str) -> None:
+        tensors, _ = checkpoint.load_weights(self.run_dir / name, *self.task.tokenizers)
+        checkpoint.load_state_into(self.model, tensors, self.run_dir / name)
 
     def run(self, reporter: TrainingReporter) -> TrainingSummary:
         """Train until max steps, max epochs, the time limit or early stopping.
@@ -206,17 +150,16 @@ class Trainer:
             **self.task.info(),
             "device": str(self.device),
             "threads": torch.get_num_threads(),
-            "from_step": self.loop.step,
+            "kernels": cfg.kernels,
         }
-        self.reporter.on_start(cfg.max_steps, info)
+        reporter.on_start(cfg.max_steps, {**info, "from_step": self.loop.step})
         loop = self.loop
         loop.started_at = loop.interval_start = time.monotonic()  # setup is not training time
         self.model.train()
         with _InterruptFlag() as interrupt:
-            self.interrupt = interrupt
             stop_reason = ""
             while not stop_reason and loop.epoch <= cfg.max_epochs:
-                stop_reason = self._run_epoch(loop)
+                stop_reason = self._run_epoch(loop, interrupt)
                 if not stop_reason:
                     loop.epoch, loop.batch_in_epoch = loop.epoch + 1, 0
             if stop_reason == "interrupted":
@@ -227,8 +170,6 @@ class Trainer:
                 )
         if loop.step > loop.last_eval_step:
             self._evaluate(loop)
-        if self.world.is_main and stop_reason != "interrupted":
-            self._finish(loop)
         summary = TrainingSummary(
             steps=loop.step,
             best_step=loop.best_step,
@@ -239,10 +180,10 @@ class Trainer:
             elapsed_seconds=round(loop.elapsed(), 1),
             skipped_steps=loop.skipped_steps,
         )
-        self.reporter.on_end(summary)
+        reporter.on_end(summary)
         return summary
 
-    def _run_epoch(self, loop: LoopState) -> str:
+    def _run_epoch(self, loop: LoopState, interrupt: _InterruptFlag) -> str:
         """Train on the rest of the current epoch; returns why training must stop, or ''."""
         cfg = self.config.train
         batches = self.task.epoch_batches(loop.epoch)
@@ -265,7 +206,7 @@ class Trainer:
                 self._evaluate(loop)
                 if loop.evals_without_gain >= cfg.patience:
                     return "early_stopping"
-            if self.world.broadcast(self.interrupt.is_set):  # rank 0's signal stops every rank
+            if self.world.broadcast(interrupt.is_set):  # rank 0's signal stops every rank
                 return "interrupted"
         return self._stop_reason(loop)
 
@@ -276,13 +217,16 @@ class Trainer:
         if loop.step >= self.config.train.max_steps:
             return "max_steps"
         if not self.world.broadcast(self.budget.allows_step(loop.elapsed())):
-            left = self.budget.left(loop.elapsed())
-            self.reporter.on_note(
-                f"--max-minutes: stopping at step {loop.step} with {left:.0f} s left for the last "
-                "validation and the end-of-training steps"
+            self._note(
+                f"--max-minutes: stopping at step {loop.step} with {self.budget.left(loop.elapsed()):.0f} s "
+                "left for the last validation and the end-of-training steps"
             )
             return "max_minutes"
         return ""
+
+    def _note(self, text: str) -> None:
+        if self.reporter is not None:
+            self.reporter.on_note(text)
 
     def _count_loss(self, loop: LoopState, loss_sum: float, n_tokens: int) -> None:
         """Add a step's loss to the running figures; stop when updates keep failing."""
@@ -301,20 +245,30 @@ class Trainer:
         loop.tokens += n_tokens
         elapsed = time.monotonic() - loop.interval_start
         gold = self.task.gold_probability(loop.step)
+        assert self.reporter is not None
         self.reporter.on_step(loop.step, loss_sum / n_tokens, loop.tokens / max(elapsed, 1e-9), gold)
 
     def _evaluate(self, loop: LoopState) -> None:
+        """Validate, judge the result, and write what a resume or a translation needs."""
         if not self.world.is_main:
             self._follow_evaluation(loop)
             return
+        evaluation = self._validate(loop)
+        self._take_verdict(loop, evaluation)
+        self._save_evaluation(loop, evaluation)
+        assert self.reporter is not None
+        self.reporter.on_evaluation(evaluation)
+        self.world.broadcast((loop.best_step, loop.best_value, loop.evals_without_gain))
+
+    def _validate(self, loop: LoopState) -> Evaluation:
+        """The task's validation measures and the training figures since the last evaluation."""
         train_seconds = time.monotonic() - loop.interval_start
-        validation_started = time.monotonic()
+        started = time.monotonic()
         measures = self.task.validate()
-        self.budget.validation_seconds = time.monotonic() - validation_started
+        self.budget.validation_seconds = time.monotonic() - started
         rule = self.task.best
         value = measures[rule.measure]
-        is_best = loop.best_step == 0 or rule.improves(value, loop.best_value)
-        evaluation = Evaluation(
+        return Evaluation(
             step=loop.step,
             epoch=loop.epoch,
             train_loss=round(loop.loss_sum / max(loop.tokens, 1), 4),
@@ -322,108 +276,44 @@ class Trainer:
             gold_probability=round(self.task.gold_probability(loop.step), 4),
             target_tokens_per_second=round(loop.tokens / max(train_seconds, 1e-9), 1),
             elapsed_seconds=round(loop.elapsed(), 1),
-            is_best=is_best,
+            is_best=loop.best_step == 0 or rule.improves(value, loop.best_value),
             skipped_steps=loop.skipped_steps,
             learning_rate=self.optimizer.param_groups[0]["lr"],
         )
-        info: dict[str, object] = {"step": loop.step, "epoch": loop.epoch, rule.measure: value}
-        if is_best:
-            loop.best_value, loop.best_step, loop.evals_without_gain = value, loop.step, 0
+
+    def _take_verdict(self, loop: LoopState, evaluation: Evaluation) -> None:
+        """Best so far or not: the patience count, the plateau decay, the loop's counters."""
+        if evaluation.is_best:
+            loop.best_value = evaluation.measures[self.task.best.measure]
+            loop.best_step, loop.evals_without_gain = loop.step, 0
         else:
             loop.evals_without_gain += 1
         self._decay_learning_rate(loop.evals_without_gain)
         loop.last_eval_step = loop.step
         loop.loss_sum, loop.tokens, loop.interval_start = 0.0, 0, time.monotonic()
-        # Weights first, the resumable state last: a crash in between leaves an older state
-        # that resumes and simply redoes the steps since it.
-        self._save(checkpoint.LAST, info)
-        if is_best:
-            self._save(checkpoint.BEST, info)
+
+    def _save_evaluation(self, loop: LoopState, evaluation: Evaluation) -> None:
+        """Weights first, the log and the resumable state last: a crash in between leaves an
+        older state that resumes and simply redoes the steps since it."""
+        measure = self.task.best.measure
+        info: dict[str, object] = {
+            "step": loop.step,
+            "epoch": loop.epoch,
+            measure: evaluation.measures[measure],
+        }
+        self.save_weights(checkpoint.LAST, info)
+        if evaluation.is_best:
+            self.save_weights(checkpoint.BEST, info)
         if self.config.train.keep_checkpoints:
-            self._save(step_checkpoint_name(loop.step), info)
+            self.save_weights(step_checkpoint_name(loop.step), info)
             prune_step_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
         checkpoint.append_log(self.run_dir, evaluation.record())
         self.save_training_state()
-        # Derived from the log, so drawn last: a kill while plotting loses nothing to resume.
-        draw_curves(checkpoint.read_log(self.run_dir), self.run_dir / CURVES_FILE)
-        self.reporter.on_evaluation(evaluation)
-        self.world.broadcast((loop.best_step, loop.best_value, loop.evals_without_gain))
-
-    def _finish(self, loop: LoopState) -> None:
-        """The end-of-training steps the config asks for: checkpoint averaging, then the
-        length penalty tuned on valid for the weights that end as best.safetensors. What they
-        found goes to RUN_DIR/finish.json."""
-        cfg = self.config.train
-        found: dict[str, object] = {}
-        if cfg.average_last and len(step_checkpoints(self.run_dir)) >= 2:
-            found["averaging"] = self._average_last(loop)
-        if cfg.tune_length_penalty and isinstance(self.task, TranslationTask):
-            found["length_penalty"] = self._tune_length_penalty()
-        if found:
-            self._load(checkpoint.LAST)  # the weights as training left them
-            self.save_training_state()  # a resume compares with the kept mean's score
-            with atomic_open(self.run_dir / FINISH_FILE, "w") as handle:
-                json.dump(found, handle, indent=2)
-
-    def _load(self, name: str) -> None:
-        tensors, _ = checkpoint.load_weights(self.run_dir / name, *self.task.tokenizers)
-        checkpoint.load_state_into(self.model, tensors, self.run_dir / name)
-
-    def _average_last(self, loop: LoopState) -> dict[str, object]:
-        """Validate the mean of the last train.average_last step checkpoints; keep it as
-        best.safetensors when it beats the best single checkpoint."""
-        paths = step_checkpoints(self.run_dir)[-self.config.train.average_last :]
-        self.reporter.on_note(f"averaging the last {len(paths)} checkpoints and validating the mean")
-        states = [checkpoint.load_weights(path, *self.task.tokenizers)[0] for path in paths]
-        checkpoint.load_state_into(self.model, average_tensors(states), paths[0])
-        measures = self.task.validate()
-        rule = self.task.best
-        value = measures[rule.measure]
-        kept = rule.improves(value, loop.best_value)
-        if kept:
-            info = {"step": loop.step, "averaged": [p.name for p in paths], rule.measure: value}
-            self._save(checkpoint.BEST, info)
-            loop.best_value, loop.best_step = value, loop.step  # the best weights: the end's mean
-        verdict = "kept as best" if kept else f"not kept (best single: {loop.best_value:.2f})"
-        self.reporter.on_note(f"mean of {len(paths)} checkpoints: {rule.measure} {value:.2f}, {verdict}")
-        return {"checkpoints": [p.name for p in paths], **measures, "kept": kept}
-
-    def _tune_length_penalty(self) -> dict[str, object]:
-        """Beam search on valid with each alpha of train.tune_length_penalty, with the best
-        weights; the best alpha becomes decode.length_penalty in RUN_DIR/config.toml."""
-        alphas = parse_alphas(self.config.train.tune_length_penalty, "train.tune_length_penalty")
-        self._load(checkpoint.BEST)
-        task = self.translation
-        results: list[PenaltyResult] = []
-        alpha_seconds = 0.0  # the last alpha's search: the next one is judged to take as long
-        for alpha in alphas:
-            left = self.budget.left(self.loop.elapsed())
-            if results and alpha_seconds > left:
-                self.reporter.on_note(
-                    f"--max-minutes: {len(results)} of {len(alphas)} length penalties tried "
-                    f"({left:.0f} s left, one takes {alpha_seconds:.0f} s)"
-                )
-                break
-            self.reporter.on_note(f"length penalty {alpha:g}: beam {self.config.decode.beam_size} on valid")
-            started = time.monotonic()
-            results += tune_length_penalty(task.translator, task.valid_src, task.valid_tgt, [alpha])
-            alpha_seconds = time.monotonic() - started
-        self.model.train()
-        best = best_alpha(results)
-        self.config = replace(self.config, decode=replace(self.config.decode, length_penalty=best.alpha))
-        task.translator.decode = self.config.decode
-        checkpoint.save_config(self.run_dir, self.config)
-        self.reporter.on_note(f"length penalty {best.alpha:g} (valid BLEU {best.scores.bleu:.2f}) stored")
-        return {
-            "beam_size": self.config.decode.beam_size,
-            "valid_bleu": {f"{r.alpha:g}": r.scores.bleu for r in results},
-            "chosen": best.alpha,
-        }
 
     def _schedule_learning_rate(self, loop: LoopState) -> None:
         """Set the rate of the next update from train.lr_schedule and the warm-up (the plateau
         decay, which the config keeps apart from a schedule, changes it at evaluations only).
-        Cosine's progress is the larger share used of max_steps and of max_minutes."""
+        Cosine's progress is the larger share used of max_steps and of the time budget."""
         cfg = self.config.train
         if cfg.lr_schedule == "constant" and not cfg.warmup_steps:
             return
@@ -484,25 +374,13 @@ class Trainer:
         """What the bit-exactness of a resume depends on besides the saved state."""
         return {"device": self.device.type, "threads": torch.get_num_threads()}
 
-    @classmethod
-    def resume(cls, run_dir: Path, config: Config, device: str = "auto") -> Trainer:
-        """A trainer for an existing run; only limits (steps, epochs, minutes, patience) may change."""
-        stored = checkpoint.load_config(run_dir)
-        for section in ("data", "tokenizer", "model"):
-            if getattr(config, section) != getattr(stored, section):
-                raise UsageError(f"--resume {run_dir}: the {section} settings differ from the stored run")
-        tokenizers = checkpoint.load_tokenizers(run_dir)
-        trainer = cls(config, run_dir, device, tokenizers=tokenizers)
-        trainer.restore_training_state()
-        checkpoint.save_config(run_dir, config)
-        return trainer
 
-
-MAX_CONSECUTIVE_NONFINITE = 10
-# A beam search over the validation sources (one alpha of the length-penalty search), in
-# validations (the validation loss and a greedy search): measured on Multi30k.
-BEAM_PASS_IN_VALIDATIONS = 2.0
-FINISH_FILE = "finish.json"  # what the end-of-training averaging and tuning found
+def check_resumable(run_dir: Path, config: Config) -> None:
+    """A run can continue with new limits (steps, epochs, minutes, patience), not a new model."""
+    stored = checkpoint.load_config(run_dir)
+    for section in ("data", "tokenizer", "model"):
+        if getattr(config, section) != getattr(stored, section):
+            raise UsageError(f"--resume {run_dir}: the {section} settings differ from the stored run")
 
 
 def _machine_differences(saved: dict[str, object], now: dict[str, object]) -> list[str]:
@@ -563,6 +441,7 @@ class LoopState:
     evals_without_gain: int = 0
     skipped_steps: int = 0
     consecutive_skips: int = 0
+    finished_step: int = 0  # the step at which the end-of-training steps last ran (seqcli.finish)
     elapsed_before: float = 0.0  # seconds trained before this process started or resumed the run
     started_at: float = field(default_factory=time.monotonic)
     interval_start: float = field(default_factory=time.monotonic)

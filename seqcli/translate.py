@@ -18,6 +18,7 @@ from seqcli.config import DecodeConfig
 from seqcli.corpus import pad
 from seqcli.device import has_native_bf16
 from seqcli.errors import ConfigError, RunDirError, UsageError
+from seqcli.kernels import KERNELS
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.search import Hypothesis, beam_search, greedy_search
 from seqcli.tokenizer import Tokenizer
@@ -80,7 +81,8 @@ class Translator:
         if run.config.data.task != "translation":
             raise RunDirError(f"{run_dir}: a {run.config.data.task} run; use `seqcli embed` with it")
         decode = decode_with_overrides(run.config.decode, overrides)
-        model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size)
+        parts = KERNELS[run.config.train.kernels].parts
+        model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size, parts)
         checkpoint.load_state_into(model, run.tensors, Path(run_dir) / checkpoint.BEST)
         model.to(device).eval()
         if quantize:
@@ -166,10 +168,7 @@ def quantize_dynamic_int8(model: Seq2Seq, device: torch.device) -> Seq2Seq:
         raise UsageError(f"--quantize: int8 dynamic quantization runs on a CPU only, not on {device}")
     from torch.ao.quantization import quantize_dynamic
 
-    if model.config.cell == "rnn":  # torch has no dynamic quantized vanilla RNN
-        layers: set[type[nn.Module]] = {nn.Linear}
-    else:
-        layers = {nn.Linear, nn.LSTM, nn.GRU}
+    layers: set[type[nn.Module]] = {nn.Linear, nn.LSTM, nn.GRU}  # torch has no quantized vanilla RNN
     with warnings.catch_warnings():  # torch announces the move of quantization to torchao
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantiz.*deprecated")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqcli.config import Config
+from seqcli import checkpoint
+from seqcli.config import Config, parse_alphas
 from seqcli.corpus import (
     Batch,
     EncodedCorpus,
@@ -22,7 +24,7 @@ from seqcli.corpus import (
     read_parallel,
 )
 from seqcli.errors import DataError
-from seqcli.fast.dispatch import sequence_loss
+from seqcli.kernels import KERNELS
 from seqcli.loss import HardAttentionObjective
 from seqcli.metrics import score
 from seqcli.model.decoder import DecoderOutput
@@ -31,7 +33,12 @@ from seqcli.task import BatchLoss, BestRule, TaskSetting
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
 from seqcli.tokenizer import Sampling, Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
 from seqcli.translate import Translator
+from seqcli.tune import PenaltyResult, best_alpha, tune_length_penalty
 from seqcli.vocab import PAD_ID, UNK_ID
+
+# A beam search over the validation sources (one alpha of the length-penalty search), in
+# validations (the validation loss and a greedy search), for the time budget.
+BEAM_PASS_IN_VALIDATIONS = 2.0
 
 
 def prepare_tokenizers(
@@ -90,9 +97,9 @@ class TranslationTask:
         )
         self._load_data(tokenizers)
         self.tokenizers = (self.src_tokenizer, self.tgt_tokenizer)
-        self.model = Seq2Seq(config.model, self.src_tokenizer.vocab_size, self.tgt_tokenizer.vocab_size).to(
-            self.device
-        )
+        self.kernels = KERNELS[config.train.kernels]
+        src_vocab, tgt_vocab = self.src_tokenizer.vocab_size, self.tgt_tokenizer.vocab_size
+        self.model = Seq2Seq(config.model, src_vocab, tgt_vocab, self.kernels.parts).to(self.device)
         self.attention_objective = HardAttentionObjective(config.train.hard_attention_entropy)
         self.translator = Translator(
             self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
@@ -167,7 +174,9 @@ class TranslationTask:
         real = self._real_positions(batch)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.setting.use_bf16):
             output = self._forward(model, batch, use_gold, real)
-        loss_sum = sequence_loss(output.logits, _targets(batch, real), self.config.train.label_smoothing)
+        loss_sum = self.kernels.sequence_loss(
+            output.logits, _targets(batch, real), self.config.train.label_smoothing
+        )
         objective = loss_sum
         if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
             objective = objective + self.attention_objective(output.choice, output.logits, batch.tgt_out)
@@ -201,7 +210,7 @@ class TranslationTask:
             batch = collate([self.valid_data.examples[i] for i in indices]).to(self.device)
             real = self._real_positions(batch)
             logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
-            total += sequence_loss(logits, _targets(batch, real), 0.0).item()
+            total += self.kernels.sequence_loss(logits, _targets(batch, real), 0.0).item()
             tokens += batch.n_tgt_tokens
         self.model.train()
         return total / max(tokens, 1)
@@ -231,3 +240,44 @@ class TranslationTask:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.attention_objective.baseline = state.get("attention_baseline")
+
+    def after_training(
+        self, run_dir: Path, seconds_left: Callable[[], float], note: Callable[[str], None]
+    ) -> dict[str, object]:
+        """Beam search on valid with each alpha of train.tune_length_penalty (the best weights are
+        loaded); the best alpha becomes decode.length_penalty in RUN_DIR/config.toml. Alphas that
+        would pass the time budget are not tried."""
+        alphas = parse_alphas(self.config.train.tune_length_penalty, "train.tune_length_penalty")
+        if not alphas:
+            return {}
+        beam = self.config.decode.beam_size
+        results: list[PenaltyResult] = []
+        alpha_seconds = 0.0  # the last alpha's search: the next one is judged to take as long
+        for alpha in alphas:
+            if results and alpha_seconds > seconds_left():
+                note(f"--max-minutes: {len(results)} of {len(alphas)} length penalties tried "
+                     f"({seconds_left():.0f} s left, one takes {alpha_seconds:.0f} s)")  # fmt: skip
+                break
+            note(f"length penalty {alpha:g}: beam {beam} on valid")
+            started = time.monotonic()
+            results += tune_length_penalty(self.translator, self.valid_src, self.valid_tgt, [alpha])
+            alpha_seconds = time.monotonic() - started
+        best = best_alpha(results)
+        self.config = replace(self.config, decode=replace(self.config.decode, length_penalty=best.alpha))
+        self.translator.decode = self.config.decode
+        stored = checkpoint.load_config(run_dir)
+        checkpoint.save_config(
+            run_dir, replace(stored, decode=replace(stored.decode, length_penalty=best.alpha))
+        )
+        note(f"length penalty {best.alpha:g} (valid BLEU {best.scores.bleu:.2f}) stored")
+        return {
+            "length_penalty": {
+                "beam_size": beam,
+                "valid_bleu": {f"{r.alpha:g}": r.scores.bleu for r in results},
+                "chosen": best.alpha,
+            }
+        }
+
+    def after_training_in_validations(self) -> float:
+        alphas = parse_alphas(self.config.train.tune_length_penalty, "train.tune_length_penalty")
+        return BEAM_PASS_IN_VALIDATIONS * len(alphas)

@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_cli
+import torch
+from cli_helpers import THREADS, run_cli
 
 from seqcli.toydata import ToySplitSizes, write_toy_corpus
+
+torch.set_num_threads(THREADS)  # training in the test process: this worker's share of the cores
 
 SHARED_DATA = Path(os.environ.get("SEQCLI_SHARED_DATA", Path(__file__).parents[2] / "shared" / "data"))
 

@@ -13,6 +13,7 @@ import torch
 from seqcli.config import ATTENTIONS, CELLS, config_from_dict
 from seqcli.loss import HardAttentionObjective, sequence_loss
 from seqcli.model.hard_attention import HardAttention, PositionChoice
+from seqcli.tasks import new_trainer
 from seqcli.train import Trainer
 from seqcli.translate import Translator
 
@@ -75,7 +76,7 @@ def make_trainer(
             "decode": {"beam_size": 2},
         }
     )
-    return Trainer(config, run_dir, "cpu")
+    return new_trainer(config, run_dir, "cpu")
 
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
@@ -104,7 +105,7 @@ REQUIRED_EXACT_MATCH = {"general": 0.9, "dot": 0.9, "additive": 0.9, "none": 0.5
 
 def exact_match(trainer: Trainer, corpus: Path) -> float:
     sources = (corpus / "valid.src").read_text(encoding="utf-8").splitlines()
-    outputs = trainer.translator.translate_lines(sources, beam_size=1)
+    outputs = trainer.task.translator.translate_lines(sources, beam_size=1)
     return sum(o == s for o, s in zip(outputs, sources, strict=True)) / len(sources)
 
 
@@ -179,11 +180,11 @@ def test_tied_embeddings_survive_save_and_reload(copy_task: Path, tmp_path: Path
     config = replace(
         trainer.config, model=replace(trainer.config.model, embedding_size=32, tied_embeddings=True)
     )
-    trainer = Trainer(config, tmp_path / "tied", "cpu")
+    trainer = new_trainer(config, tmp_path / "tied", "cpu")
     trainer.run(Silent())
     reloaded = Translator.from_run_dir(tmp_path / "tied", {}, torch.device("cpu"))
     decoder = reloaded.model.decoder
     assert decoder.output.weight is decoder.embedding.weight
     assert torch.equal(decoder.output.weight, trainer.model.decoder.output.weight)
     lines = ["a b c", "f e d c"]
-    assert reloaded.translate_lines(lines) == trainer.translator.translate_lines(lines)
+    assert reloaded.translate_lines(lines) == trainer.task.translator.translate_lines(lines)

@@ -16,10 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the experiments 
 from experiments.claims import memory  # noqa: E402
 from seqcli.config import ModelConfig, config_from_dict  # noqa: E402
 from seqcli.corpus import Batch  # noqa: E402
-from seqcli.model.encoder import Encoder  # noqa: E402
+from seqcli.model.cells import CELLS  # noqa: E402
+from seqcli.model.encoder import Encoder, EncoderOutput  # noqa: E402
 from seqcli.model.seq2seq import Seq2Seq  # noqa: E402
+from seqcli.tasks import new_trainer  # noqa: E402
 from seqcli.textio import read_lines  # noqa: E402
-from seqcli.train import Trainer  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -58,35 +59,34 @@ def test_task_splits_hold_the_setting_distances(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cell", memory.CELLS)
-def test_stepped_runner_equals_the_packed_runner(cell: str) -> None:
+def test_the_stepped_encoder_equals_the_encoder(cell: str) -> None:
     torch.manual_seed(0)
-    encoder = Encoder(cell, 20, 8, 16, 1, False, 0.0, 0.0, 0)
+    encoder = Encoder(CELLS[cell], 20, 8, 16, 1, False, 0.0, 0.0, 0)
     src = torch.randint(4, 20, (5, 12))  # (B, S), no padding
     lengths = torch.full((5,), 12)
 
-    def outputs_and_gradients() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def outputs_and_gradients(encoded: EncoderOutput) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         encoder.zero_grad()
-        encoded = encoder(src, lengths)
         (encoded.states.square().sum() + sum(f.sum() for f in encoded.final)).backward()
         grads = [p.grad.clone() for p in encoder.parameters() if p.grad is not None]
         return [encoded.states.detach(), *(f.detach() for f in encoded.final)], grads
 
-    packed, packed_grads = outputs_and_gradients()
-    runner = memory.SteppedRunner()
-    encoder.run_rnn = runner
-    stepped, stepped_grads = outputs_and_gradients()
-    assert len(runner.states) == 12
-    for a, b in zip(packed, stepped, strict=True):
+    whole, whole_grads = outputs_and_gradients(encoder(src, lengths))
+    encoded, states = memory.stepped_encode(encoder, src)
+    stepped, stepped_grads = outputs_and_gradients(encoded)
+    assert len(states) == 12
+    for a, b in zip(whole, stepped, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    for a, b in zip(packed_grads, stepped_grads, strict=True):  # sums of many terms: relative
+    for a, b in zip(whole_grads, stepped_grads, strict=True):  # sums of many terms: relative
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_stepped_runner_refuses_padding() -> None:
-    encoder = Encoder("gru", 20, 8, 16, 1, False, 0.0, 0.0, 0)
-    encoder.run_rnn = memory.SteppedRunner()
+def test_stepped_encoding_refuses_padding() -> None:
+    model = small_model("gru")
+    batch = fixed_length_batch(2, 6)
+    batch.src_lengths[1] = 4
     with pytest.raises(ValueError, match="one length"):
-        encoder(torch.randint(4, 20, (2, 6)), torch.tensor([6, 4]))
+        memory.gradient_norms(model, batch)
 
 
 def fixed_length_batch(size: int, distance: int) -> Batch:
@@ -100,7 +100,7 @@ def fixed_length_batch(size: int, distance: int) -> Batch:
 def small_model(cell: str) -> Seq2Seq:
     torch.manual_seed(1)
     config = ModelConfig(**{**memory.MODEL, "cell": cell})  # type: ignore[arg-type]
-    return Seq2Seq(config, 20, 20, fast=False)
+    return Seq2Seq(config, 20, 20)
 
 
 @pytest.mark.parametrize("cell", memory.CELLS)
@@ -158,8 +158,8 @@ def test_initial_model_is_the_one_training_starts_from(tiny_run: tuple[Path, dic
     root = work / "memory" / "tiny"
     config = memory.run_config("lstm", 1, memory.TINY, root / "data")
     config["tokenizer"]["src_model"] = str(root / "spm.model")
-    trainer = Trainer(config_from_dict(config), work / "unused", "cpu")
-    rebuilt = memory.initial_model(config, trainer.src_tokenizer.vocab_size).state_dict()
+    trainer = new_trainer(config_from_dict(config), work / "unused", "cpu")
+    rebuilt = memory.initial_model(config, trainer.task.tokenizers[0].vocab_size).state_dict()
     for name, tensor in trainer.model.state_dict().items():
         torch.testing.assert_close(tensor, rebuilt[name], atol=0, rtol=0)
 

@@ -45,6 +45,7 @@ def test_train_writes_a_self_contained_run_dir(trained_run: Path) -> None:
     assert [r["step"] for r in records] == [200, 400]
     assert sum(r["is_best"] for r in records) >= 1
     assert records[-1]["valid_loss"] < 1.0
+    assert (trained_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn at each validation
 
 
 def test_translate_and_evaluate_through_pipes(trained_run: Path, toy_dir: Path) -> None:

@@ -58,3 +58,12 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     path.write_text("[model\ncell = ")
     with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
         load_toml(path)
+
+
+def test_the_names_config_accepts_are_the_models_tables() -> None:
+    from seqcli import config
+    from seqcli.model.cells import CELLS
+    from seqcli.model.parts import ATTENTIONS
+
+    assert set(config.CELLS) == set(CELLS)
+    assert set(config.ATTENTIONS) == set(ATTENTIONS)

@@ -26,8 +26,8 @@ from seqcli.device import has_native_bf16
 from seqcli.loss import sequence_loss
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.search import beam_search, greedy_search
+from seqcli.tasks import new_trainer, resume_trainer
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
-from seqcli.train import Trainer
 from seqcli.translate import Translator
 from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -202,11 +202,11 @@ def resume_config(toy_dir: Path, max_steps: int) -> Config:
 
 
 def test_resume_on_the_device_continues_the_run(device: torch.device, toy_dir: Path, tmp_path: Path) -> None:
-    whole = Trainer(resume_config(toy_dir, 12), tmp_path / "whole", device=str(device))
+    whole = new_trainer(resume_config(toy_dir, 12), tmp_path / "whole", str(device))
     whole.run(SilentReporter())
-    first = Trainer(resume_config(toy_dir, 6), tmp_path / "parts", device=str(device))
+    first = new_trainer(resume_config(toy_dir, 6), tmp_path / "parts", str(device))
     first.run(SilentReporter())
-    resumed = Trainer.resume(tmp_path / "parts", resume_config(toy_dir, 12), device=str(device))
+    resumed = resume_trainer(tmp_path / "parts", resume_config(toy_dir, 12), str(device))
     assert resumed.loop.step == 6
     resumed.run(SilentReporter())
     expected, found = whole.model.state_dict(), resumed.model.state_dict()

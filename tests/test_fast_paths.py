@@ -1,4 +1,4 @@
-"""The fast training and decoding paths: fused loss, parallel scheduled sampling, int8 decoding."""
+"""seqcli.fast against the reference (outputs, gradients), parallel scheduled sampling, int8 decoding."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ import pytest
 import torch
 from cli_helpers import run_cli
 from test_training import SilentReporter, tiny_config
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqcli import fast
 from seqcli import translate as translate_module
 from seqcli.config import ModelConfig
 from seqcli.corpus import Example, bucket_batches, collate, random_batches
 from seqcli.device import has_native_bf16
 from seqcli.errors import UsageError
 from seqcli.fast.cross_entropy import fused_sequence_loss
-from seqcli.fast.dispatch import run_rnn
 from seqcli.fast.dropout import dropout
-from seqcli.fast.held_rnn import can_hold
+from seqcli.fast.held_rnn import HeldGRU, HeldLSTM, can_hold
+from seqcli.kernels import KERNELS
 from seqcli.loss import sequence_loss
-from seqcli.model.cells import to_raw, to_state
+from seqcli.model.cells.torch_rnn import GRU, LSTM
+from seqcli.model.parts import REFERENCE
 from seqcli.model.seq2seq import Seq2Seq
+from seqcli.tasks import new_trainer
 from seqcli.teacher import mix_predictions
 from seqcli.tokenizer import PAD_ID
-from seqcli.train import Trainer
 from seqcli.translate import Translator
 
 
@@ -44,42 +45,48 @@ def test_fused_loss_matches_torch_cross_entropy(eps: float) -> None:
     assert ours_grad[3, 1:].abs().max() == 0  # padding gets no gradient
 
 
-@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.GRU])
+@pytest.mark.parametrize(("reference", "held"), [(LSTM, HeldLSTM), (GRU, HeldGRU)])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("rows", [5, 150])  # one group, and several groups of sorted rows
 @pytest.mark.parametrize("zero_start", [True, False])
-def test_held_rnn_matches_packed_sequences(
-    cell: type, bidirectional: bool, rows: int, zero_start: bool
-) -> None:
-    """run_rnn on CPU (the held path, except an LSTM's backward direction from a given start)
-    against torch's packed sequences: outputs, final states, gradients."""
+def test_held_rnn_matches_packed_sequences(reference: type, held: type, bidirectional: bool, rows: int,
+                                           zero_start: bool) -> None:  # fmt: skip
+    """The held cell on CPU (except an LSTM's backward direction from a given start) against
+    the reference cell's packed sequences: outputs, final states, gradients."""
     torch.manual_seed(0)
-    rnn = cell(6, 8, num_layers=2, batch_first=True, bidirectional=bidirectional)
+    rnn = reference.build(6, 8, 2, 0.0, bidirectional)
     lengths = torch.randint(1, 13, (rows,))
     inputs = torch.randn(rows, 14, 6, requires_grad=True)  # padded past the longest too
     directions = 2 if bidirectional else 1
-    n_states = 2 if cell is torch.nn.LSTM else 1
-    start = tuple(torch.randn(2 * directions, rows, 8) for _ in range(n_states))
+    start = tuple(torch.randn(2 * directions, rows, 8) for _ in range(reference.n_states))
     if zero_start:
         start = tuple(torch.zeros_like(t) for t in start)
-    packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
-    expected, expected_final = rnn(packed, to_raw(start))
-    expected, _ = pad_packed_sequence(expected, batch_first=True, total_length=14)
     given = None if zero_start else start
-    assert can_hold(rnn, inputs, given) == (zero_start or cell is torch.nn.GRU or not bidirectional)
-    outputs, final = run_rnn(rnn, inputs, lengths, given)
-    weights = [torch.randn_like(expected)] + [torch.randn_like(t) for t in to_state(expected_final)]
+    expected, expected_final = reference.run(rnn, inputs, lengths, start)
+    assert can_hold(rnn, inputs, given) == (zero_start or reference is GRU or not bidirectional)
+    outputs, final = held.run(rnn, inputs, lengths, given)
+    weights = [torch.randn_like(expected)] + [torch.randn_like(t) for t in expected_final]
 
-    def gradients(out: torch.Tensor, fin: object) -> tuple[torch.Tensor, ...]:
-        loss = sum((t * w).sum() for t, w in zip((out, *to_state(fin)), weights, strict=True))
+    def gradients(out: torch.Tensor, fin: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        loss = sum((t * w).sum() for t, w in zip((out, *fin), weights, strict=True))
         return torch.autograd.grad(loss, [inputs, *rnn.parameters()])
 
     assert torch.allclose(outputs, expected, atol=1e-6)
     assert outputs[torch.arange(14)[None, :] >= lengths[:, None]].abs().max() == 0  # zero at padding
-    for ours, theirs in zip(to_state(final), to_state(expected_final), strict=True):
+    for ours, theirs in zip(final, expected_final, strict=True):
         assert torch.allclose(ours, theirs, atol=1e-6)
     for ours, theirs in zip(gradients(outputs, final), gradients(expected, expected_final), strict=True):
         assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_fast_parts_are_those_the_reference_parts_declare_a_faster_kernel_for() -> None:
+    for name, cell in REFERENCE.cells.items():
+        declared = cell.fused_kernel is not None or cell.parallel_form is not None
+        assert (fast.PARTS.cells[name] is not cell) == declared, name
+        assert issubclass(fast.PARTS.cells[name], cell)
+    for name, attention in REFERENCE.attentions.items():
+        assert (fast.PARTS.attentions[name] is not attention) == attention.dot_product_scores, name
+        assert issubclass(fast.PARTS.attentions[name], attention)
 
 
 def test_cpu_dropout_keeps_one_minus_p_and_rescales() -> None:
@@ -107,7 +114,7 @@ def test_parallel_sampling_trains_on_the_first_pass_guesses(toy_dir: Path) -> No
     config = tiny_config(
         toy_dir, teacher_forcing="constant", tf_start=0.0, scheduled_sampling="parallel", label_smoothing=0.0
     )
-    trainer = Trainer(config, toy_dir / "unused-run", device="cpu")
+    trainer = new_trainer(config, toy_dir / "unused-run", "cpu")
     trainer.reporter = SilentReporter()
     calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     forward = trainer.train_model.forward
@@ -118,14 +125,14 @@ def test_parallel_sampling_trains_on_the_first_pass_guesses(toy_dir: Path) -> No
         return output
 
     trainer.model.eval()  # no dropout: the guesses below are reproducible
-    examples = trainer.train_data.examples
+    examples = trainer.task.train_data.examples
     batch = [examples[i] for i in bucket_batches(examples, 800, seed=0)[0]]
     tensors = collate(batch)
     gold = tensors.tgt_in
     with torch.no_grad():
         guesses = trainer.model(tensors.src, tensors.src_lengths, gold).logits.argmax(-1)
     trainer.train_model.forward = spy  # type: ignore[method-assign]
-    trainer.train_step(batch, step=0)
+    trainer.train_update([batch], 0)
     (first, first_gold), (fed, use_gold) = calls  # a guessing pass, then one on the mixed inputs
     assert torch.equal(first, gold) and first_gold is None
     assert use_gold is None  # both are teacher-forced passes: the sequential sampling loop is not used
@@ -137,12 +144,12 @@ def test_parallel_sampling_trains_on_the_first_pass_guesses(toy_dir: Path) -> No
 def test_parallel_sampling_learns(toy_dir: Path) -> None:
     config = tiny_config(toy_dir, teacher_forcing="linear", tf_start=1.0, tf_slope=0.01, tf_min=0.5,
                          scheduled_sampling="parallel", learning_rate=0.005)  # fmt: skip
-    trainer = Trainer(config, toy_dir / "unused-run", device="cpu")
-    examples = trainer.train_data.examples
+    trainer = new_trainer(config, toy_dir / "unused-run", "cpu")
+    examples = trainer.task.train_data.examples
     batches = bucket_batches(examples, 800, seed=0)
     losses = []
     for step, indices in enumerate(batches[:60]):
-        loss, tokens = trainer.train_step([examples[i] for i in indices], step)
+        loss, tokens = trainer.train_update([[examples[i] for i in indices]], step)
         losses.append(loss / tokens)
     assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10  # mixed inputs: learns, if slower
 
@@ -160,22 +167,28 @@ def test_parallel_sampling_learns(toy_dir: Path) -> None:
 def test_logits_for_real_positions_only_match_the_padded_pass(
     cell: str, attention: str, input_feeding: bool
 ) -> None:
-    """Given the real positions, the step loop runs only unfinished sentences (or the RNN
-    skips padding), with dot and general attention the memory's gradient summed once after
-    the steps: same logits and gradients as the padded pass, restricted to them."""
+    """The fast model given the real positions (the RNN skips padding on held kernels, dot and
+    general attention sum the memory's gradient once per pass) against the reference model's
+    padded pass: same logits and gradients, restricted to the real positions."""
     torch.manual_seed(0)
     config = ModelConfig(cell=cell, attention=attention, input_feeding=input_feeding, embedding_size=16,
                          hidden_size=16, dropout=0.0)  # fmt: skip
-    model = Seq2Seq(config, 40, 40)
+    reference = Seq2Seq(config, 40, 40)
+    faster = Seq2Seq(config, 40, 40, fast.PARTS)
+    faster.load_state_dict(reference.state_dict())
     lengths = [(3, 9), (7, 1), (1, 4), (9, 9), (4, 2), (6, 7)]
     examples = [Example([5 + i % 30 for i in range(s)], [7 + i % 30 for i in range(t)]) for s, t in lengths]
     batch = collate(examples)
     real = batch.tgt_out != PAD_ID
-    weights = [p for p in model.parameters() if p.requires_grad]
-    full = model(batch.src, batch.src_lengths, batch.tgt_in).logits
-    full_grads = torch.autograd.grad(full[real].square().sum(), weights, allow_unused=True)
-    packed = model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
-    packed_grads = torch.autograd.grad(packed.square().sum(), weights, allow_unused=True)
+
+    def gradients(model: Seq2Seq, logits: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        weights = [p for p in model.parameters() if p.requires_grad]
+        return torch.autograd.grad(logits.square().sum(), weights, allow_unused=True)
+
+    full = reference(batch.src, batch.src_lengths, batch.tgt_in).logits
+    full_grads = gradients(reference, full[real])
+    packed = faster(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
+    packed_grads = gradients(faster, packed)
     assert packed.shape == (int(real.sum()), 40)
     assert torch.allclose(packed, full[real], atol=1e-5)
     for ours, theirs in zip(packed_grads, full_grads, strict=True):  # encoder and attention too
@@ -185,13 +198,13 @@ def test_logits_for_real_positions_only_match_the_padded_pass(
 
 def test_random_batching_trains(toy_dir: Path) -> None:
     config = tiny_config(toy_dir, batching="random", batch_tokens=600, learning_rate=0.005)
-    trainer = Trainer(config, toy_dir / "unused-run", device="cpu")
-    examples = trainer.train_data.examples
+    trainer = new_trainer(config, toy_dir / "unused-run", "cpu")
+    examples = trainer.task.train_data.examples
     losses = []
     for step, indices in enumerate(random_batches(examples, 600, seed=0)[:60]):
         lengths = {len(examples[i].tgt) for i in indices}
         assert len(lengths) > 1  # mixed lengths in every batch
-        loss, tokens = trainer.train_step([examples[i] for i in indices], step)
+        loss, tokens = trainer.train_update([[examples[i] for i in indices]], step)
         losses.append(loss / tokens)
     assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:10]) / 10
 
@@ -250,34 +263,29 @@ def test_bf16_search_is_refused_without_bf16_units(
 def test_the_same_training_through_fast_paths_and_reference_code_gives_equal_losses(
     cell: str, attention: str, input_feeding: bool
 ) -> None:
-    """A few Adam updates on mixed-length batches: the model with seqcli.fast's paths and
-    fused loss, and the reference-only model with the textbook loss, lose the same."""
-    from seqcli.fast import dispatch
+    """A few Adam updates on mixed-length batches: the model built from seqcli.fast's parts with
+    the fused loss, and the reference model with the textbook loss, lose the same."""
     from seqcli.optim import make_optimizer
 
     torch.manual_seed(0)
     config = ModelConfig(cell=cell, attention=attention, input_feeding=input_feeding, embedding_size=16,
                          hidden_size=16, dropout=0.0)  # fmt: skip
-    fast, reference = Seq2Seq(config, 40, 40), Seq2Seq(config, 40, 40, fast=False)
-    reference.load_state_dict(fast.state_dict())
+    models = {name: Seq2Seq(config, 40, 40, kernels.parts) for name, kernels in KERNELS.items()}
+    models["reference"].load_state_dict(models["fast"].state_dict())
     lengths = [(3, 9), (7, 1), (1, 4), (9, 9), (4, 2), (6, 7), (2, 5), (8, 3)]
     examples = [Example([5 + (i * s) % 30 for i in range(s)], [7 + (i * t) % 30 for i in range(t)])
                 for s, t in lengths]  # fmt: skip
-    losses: dict[bool, list[float]] = {True: [], False: []}
-    for model in (fast, reference):
+    losses: dict[str, list[float]] = {name: [] for name in KERNELS}
+    for name, model in models.items():
         optimizer = make_optimizer(model, 0.01)
         for step in range(5):
             batch = collate(examples[step % 3 : step % 3 + 5])
             real = batch.tgt_out != PAD_ID
-            if model.fast:
-                logits = model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits  # (N, V)
-                loss = dispatch.sequence_loss(logits, batch.tgt_out[real], 0.1)
-            else:
-                logits = model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
-                loss = sequence_loss(logits, batch.tgt_out, 0.1)
+            logits = model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits  # (N, V)
+            loss = KERNELS[name].sequence_loss(logits, batch.tgt_out[real], 0.1)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses[model.fast].append(loss.item())
-    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
-    assert losses[True][-1] < losses[True][0]  # it learned something: the comparison means something
+            losses[name].append(loss.item())
+    assert losses["fast"] == pytest.approx(losses["reference"], rel=1e-4)
+    assert losses["fast"][-1] < losses["fast"][0]  # it learned something: the comparison means something

@@ -33,11 +33,25 @@ def test_the_package_keeps_its_layers() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_lower_layer_importing_a_higher_one_is_refused(tmp_path: Path) -> None:
+# Wrong-way imports the contract refuses: a part importing a workflow, the reference model
+# importing the faster kernels built on it, and the training loop importing a task.
+WRONG_WAY = {
+    "distributed.py": ("from seqcli.translate import Translator", "seqcli.distributed -> seqcli.translate"),
+    "model/encoder.py": ("from seqcli.fast import PARTS", "seqcli.model.encoder -> seqcli.fast"),
+    "train.py": (
+        "from seqcli.translation_task import TranslationTask",
+        "seqcli.train -> seqcli.translation_task",
+    ),
+}
+
+
+def test_a_wrong_way_import_is_refused(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "seqcli", tmp_path / "seqcli", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    with open(tmp_path / "seqcli" / "distributed.py", "a") as module:
-        module.write("\nfrom seqcli.translate import Translator  # noqa: E402\n")
+    for module, (line, _) in WRONG_WAY.items():
+        with open(tmp_path / "seqcli" / module, "a") as handle:
+            handle.write(f"\n{line}  # noqa: E402\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "seqcli.distributed -> seqcli.translate" in result.stdout, result.stdout
+    for _, reported in WRONG_WAY.values():
+        assert reported in result.stdout, result.stdout

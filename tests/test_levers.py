@@ -14,10 +14,12 @@ from test_training import SilentReporter, tiny_config
 from seqcli import checkpoint
 from seqcli.config import ModelConfig, config_from_dict
 from seqcli.errors import ConfigError
+from seqcli.finish import FINISH_FILE, finish_run
 from seqcli.lr_decay import scheduled_learning_rate
 from seqcli.model.dropout import VariationalDropout
 from seqcli.model.seq2seq import Seq2Seq
-from seqcli.train import FINISH_FILE, Trainer
+from seqcli.tasks import new_trainer
+from seqcli.train import Trainer
 from seqcli.translate import Translator
 from seqcli.translation_task import drop_words
 from seqcli.vocab import PAD_ID, UNK_ID
@@ -33,14 +35,14 @@ def _trainer(toy_dir: Path, run_dir: Path, tokenizer: dict | None = None, **trai
             "train": {"batch_tokens": 800, "eval_every": 1000, **train},
         }
         config = config_from_dict(values)
-    return Trainer(config, run_dir, device="cpu")  # type: ignore[arg-type]
+    return new_trainer(config, run_dir, "cpu")  # type: ignore[arg-type]
 
 
 def test_subword_sampling_redraws_each_epoch_and_repeats_for_the_same_epoch(
     toy_dir: Path, tmp_path: Path
 ) -> None:
     trainer = _trainer(toy_dir, tmp_path / "run", tokenizer={"sampling_alpha": 0.2})
-    task = trainer.translation
+    task = trainer.task
     best = [e.src for e in task.train_data.examples]
     task.epoch_batches(1)
     first = [e.src for e in task.train_items]
@@ -53,7 +55,7 @@ def test_subword_sampling_redraws_each_epoch_and_repeats_for_the_same_epoch(
     # Every sampled segmentation still spells the same source sentence.
     assert task.src_tokenizer.decode(first[:50]) == task.src_tokenizer.decode(best[:50])
     # Validation keeps the best segmentation.
-    valid = trainer.translation.valid_data.examples
+    valid = trainer.task.valid_data.examples
     assert [e.src for e in valid] == task.src_tokenizer.encode(task.valid_src)[: len(valid)]
 
 
@@ -68,7 +70,7 @@ def test_three_way_tying_shares_one_matrix_and_survives_a_checkpoint(toy_dir: Pa
     assert narrow.decoder.step(torch.tensor([2]), *_start(narrow))[0].shape == (1, 100)
     with pytest.raises(ConfigError, match="joint vocabulary"):
         Seq2Seq(ModelConfig(embedding_size=32, hidden_size=32, shared_embeddings=True), 100, 90)
-    trained = Trainer(
+    trained = new_trainer(
         config_from_dict(
             {
                 "data": {"train": str(toy_dir / "train"), "valid": str(toy_dir / "valid")},
@@ -165,6 +167,7 @@ def test_training_ends_by_averaging_and_tuning_the_length_penalty(toy_dir: Path,
     reporter = SilentReporter()
     reporter.on_note = notes.append  # type: ignore[method-assign]
     trainer.run(reporter)
+    finish_run(trainer, reporter)
     found = json.loads((run_dir / FINISH_FILE).read_text())
     averaging = found["averaging"]
     assert averaging["checkpoints"] == [

@@ -4,14 +4,12 @@ import pytest
 import torch
 
 from seqcli.config import ModelConfig
-from seqcli.fast import dispatch
-from seqcli.fast.teacher_forcing import whole_sequence
 from seqcli.model.attention import AdditiveAttention, DotAttention, GeneralAttention
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.tokenizer import BOS_ID, PAD_ID
 
 ATTENTIONS = {
-    "dot": lambda: DotAttention(),
+    "dot": lambda: DotAttention(8, 8),
     "general": lambda: GeneralAttention(8, 8),
     "additive": lambda: AdditiveAttention(8, 8),
 }
@@ -59,14 +57,14 @@ def test_a_padded_sentence_encodes_and_decodes_as_it_does_alone(attention: str) 
 
 
 @pytest.mark.parametrize("attention", ["general", "dot", "none", "hard"])
-def test_whole_sequence_fast_path_equals_the_step_loop(attention: str) -> None:
+def test_the_whole_sequence_pass_equals_the_step_loop(attention: str) -> None:
     model = tiny_model(attention=attention, input_feeding=False)
     src, lengths, tgt_in = batch()
     state, memory = model.encode(src, lengths)
-    assert dispatch.runs_whole_sequence(model.decoder)
-    fast = whole_sequence(model.decoder, tgt_in, state, memory, None, dispatch.run_rnn).logits
+    assert model.decoder.runs_whole_sequence
+    whole = model.decoder.whole_sequence(tgt_in, state, memory).logits
     slow = model.decoder.unroll(tgt_in, state, memory).logits
-    assert torch.allclose(fast, slow, atol=1e-5)
+    assert torch.allclose(whole, slow, atol=1e-5)
 
 
 def test_scheduled_sampling_feeds_the_models_own_predictions() -> None:

@@ -17,7 +17,7 @@ from test_training import SilentReporter, tiny_config
 
 from seqcli import threads
 from seqcli.budget import TimeBudget
-from seqcli.train import Trainer
+from seqcli.tasks import new_trainer
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ class _SlowSteps:
 def test_max_minutes_is_kept_when_updates_and_validations_are_slow(toy_dir: Path, tmp_path: Path) -> None:
     budget_seconds = 4.0
     config = tiny_config(toy_dir, max_minutes=budget_seconds / 60, eval_every=3, max_steps=10_000)
-    trainer = Trainer(config, tmp_path / "run", "cpu")  # type: ignore[arg-type]
+    trainer = new_trainer(config, tmp_path / "run", "cpu")  # type: ignore[arg-type]
     _SlowSteps(trainer, update_seconds=0.3, validation_seconds=0.8)
     notes: list[str] = []
     reporter = SilentReporter()

@@ -10,6 +10,7 @@ from conftest import TINY_TRAIN_ARGS  # noqa: F401  (same tiny sizes as the CLI 
 
 from seqcli.config import config_from_dict
 from seqcli.task import BatchLoss, BestRule
+from seqcli.tasks import new_trainer
 from seqcli.train import Trainer, TrainingDiverged
 
 
@@ -48,7 +49,7 @@ def sentence_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def task_trainer(task: str, toy_dir: Path, sentence_files: Path, run_dir: Path, max_steps: int) -> Trainer:
     if task == "translation":
-        return Trainer(tiny_config(toy_dir, max_steps=max_steps), run_dir, device="cpu")  # type: ignore[arg-type]
+        return new_trainer(tiny_config(toy_dir, max_steps=max_steps), run_dir, "cpu")  # type: ignore[arg-type]
     config = config_from_dict(
         {
             "data": {
@@ -61,7 +62,7 @@ def task_trainer(task: str, toy_dir: Path, sentence_files: Path, run_dir: Path, 
             "train": {"batch_tokens": 300, "eval_every": 1000, "max_steps": max_steps},
         }
     )
-    return Trainer(config, run_dir, device="cpu")
+    return new_trainer(config, run_dir, "cpu")
 
 
 def poison_batches(monkeypatch: pytest.MonkeyPatch, trainer: Trainer, bad_calls: set[int]) -> None:

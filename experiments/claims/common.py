@@ -34,13 +34,13 @@ def train_model(config: dict[str, Any], run_dir: Path, tokenizer_model: str = ""
 
     from seqcli.cli.progress import QuietReporter
     from seqcli.config import config_from_dict
-    from seqcli.train import Trainer
+    from seqcli.tasks import new_trainer
 
     torch.set_num_threads(1)
     if tokenizer_model:
         config = {**config, "tokenizer": {**config.get("tokenizer", {}), "src_model": tokenizer_model}}
     start = time.monotonic()
-    trainer = Trainer(config_from_dict(config), run_dir, "cpu")
+    trainer = new_trainer(config_from_dict(config), run_dir, "cpu")
     summary = trainer.run(QuietReporter())
     seconds = time.monotonic() - start
     record = {

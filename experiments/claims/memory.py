@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from experiments.claims.common import (
     in_workers,
@@ -36,7 +36,8 @@ from seqcli.config import config_from_dict
 from seqcli.corpus import Batch, collate, encode_parallel
 from seqcli.errors import DataError
 from seqcli.loss import sequence_loss
-from seqcli.model.cells import RNNState, to_raw, to_state
+from seqcli.model.cells import RNNState
+from seqcli.model.encoder import Encoder, EncoderOutput
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.textio import read_lines, write_text_atomic
 from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
@@ -131,35 +132,26 @@ def write_tokenizer(path: Path, data: Path) -> None:
 # The stepped encoder -------------------------------------------------------------------
 
 
-class SteppedRunner:
-    """An encoder runner (see `seqcli.model.encoder.RunRNN`) that unrolls a one-layer,
-    unidirectional RNN one time step at a time and keeps each step's hidden state h_t.
+def stepped_encode(encoder: Encoder, src: Tensor) -> tuple[EncoderOutput, list[Tensor]]:
+    """The encoder's pass with its one unidirectional layer unrolled a time step at a time;
+    returns its output and each step's hidden state h_t.
 
     Each kept h_t is the very tensor that becomes the step's output and the next step's
-    state, so autograd's dL/dh_t through it counts every path from h_t to the loss. Accepts
-    only sources without padding (all rows the length of the batch), where it equals
-    `run_packed`.
+    state, so autograd's dL/dh_t through it counts every path from h_t to the loss. Takes only
+    sources without padding (all rows the length of the batch), where it equals the encoder's
+    own pass.
     """
-
-    def __init__(self) -> None:
-        self.states: list[Tensor] = []  # h_t of the last call, t = 0..S-1, each (1, B, H)
-
-    def __call__(
-        self, rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor, state: RNNState | None = None
-    ) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor]]:
-        """inputs (B, S, I) -> outputs (B, S, H) and the final state in torch's (1, B, H) layout."""
-        if rnn.num_layers != 1 or rnn.bidirectional:
-            raise ValueError("the stepped runner unrolls one unidirectional layer")
-        if not bool((lengths == inputs.size(1)).all()):
-            raise ValueError("the stepped runner takes sources of one length (no padding)")
-        raw = None if state is None else to_raw(state)
-        self.states = []
-        for t in range(inputs.size(1)):
-            _, raw = rnn(inputs[:, t : t + 1], raw)  # (1, B, H), or (h, c) for an LSTM
-            self.states.append(to_state(raw)[0])
-        outputs = torch.cat(self.states).transpose(0, 1)  # (S, B, H) -> (B, S, H)
-        assert raw is not None
-        return outputs, raw
+    embedded = encoder.embedding_dropout(encoder.embedding(src))  # (B, S, E)
+    state: RNNState | None = None
+    states: list[Tensor] = []
+    for t in range(src.size(1)):
+        _, state = encoder.cell.run(encoder.rnn, embedded[:, t : t + 1], None, state)  # each (1, B, H)
+        states.append(state[0])
+    if state is None or encoder.directions != 1 or state[0].size(0) != 1:
+        raise ValueError("the stepped encoder unrolls one unidirectional layer")
+    outputs = torch.cat(states).transpose(0, 1)  # (S, B, H) -> (B, S, H)
+    mask = torch.ones_like(src, dtype=torch.bool)  # (B, S)
+    return EncoderOutput(encoder.output_dropout(outputs), mask, state), states
 
 
 def gradient_norms(model: Seq2Seq, batch: Batch) -> list[float]:
@@ -167,15 +159,17 @@ def gradient_norms(model: Seq2Seq, batch: Batch) -> list[float]:
 
     L is the batch's teacher-forced cross-entropy summed over examples and target positions,
     so the slice of dL/dh_t for one example is the gradient of that example's own loss; its
-    norm is averaged over the batch. The model must run the reference code (fast=False); its
-    encoder keeps the stepped runner afterwards.
+    norm is averaged over the batch. Sources must be of one length (no padding).
     """
-    runner = SteppedRunner()
-    model.encoder.run_rnn = runner
+    if not bool((batch.src_lengths == batch.src.size(1)).all()):
+        raise ValueError("the stepped encoder takes sources of one length (no padding)")
     model.eval()
-    logits = model(batch.src, batch.src_lengths, batch.tgt_in).logits  # (B, T, V)
+    encoded, states = stepped_encode(model.encoder, batch.src)
+    memory = model.decoder.make_memory(encoded)
+    start = model.decoder.initial_state(model.bridge(encoded.final), memory)
+    logits = model.decoder.teacher_forced(batch.tgt_in, start, memory).logits  # (B, T, V)
     loss = sequence_loss(logits, batch.tgt_out, 0.0)
-    grads = torch.autograd.grad(loss, runner.states)  # each (1, B, H)
+    grads = torch.autograd.grad(loss, states)  # each (1, B, H)
     norms = torch.stack([g[0].norm(dim=-1) for g in grads])  # (S, B)
     return norms.mean(dim=1).flip(0).tolist()
 
@@ -207,13 +201,13 @@ def initial_model(config: dict[str, Any], vocab_size: int) -> Seq2Seq:
     the training seed just before it builds the model)."""
     resolved = config_from_dict(config)
     torch.manual_seed(resolved.train.seed)
-    return Seq2Seq(resolved.model, vocab_size, vocab_size, fast=False)
+    return Seq2Seq(resolved.model, vocab_size, vocab_size)
 
 
 def trained_model(run_dir: Path) -> Seq2Seq:
     """The reference model with a run directory's best weights."""
     run = checkpoint.load_run(run_dir)
-    model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size, fast=False)
+    model = Seq2Seq(run.config.model, run.src_tokenizer.vocab_size, run.tgt_tokenizer.vocab_size)
     checkpoint.load_state_into(model, run.tensors, run_dir / checkpoint.BEST)
     return model
 

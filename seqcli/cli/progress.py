@@ -1,8 +1,9 @@
-"""Training progress on stderr: a rich progress bar and one line per validation."""
+"""Training progress on stderr: a rich progress bar, one line per validation, RUN_DIR/curves.png."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,6 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from seqcli.checkpoint import read_log
+from seqcli.curves import CURVES_FILE, draw_curves
 from seqcli.threads import ThreadGovernor
 
 
@@ -47,8 +50,8 @@ class RichReporter:
     """Progress bar with loss, tokens/second and ETA on stderr; one line per evaluation. Between
     updates it lets the governor, if any, keep the thread count at the free cores."""
 
-    def __init__(self, governor: ThreadGovernor | None = None) -> None:
-        self.governor = governor
+    def __init__(self, run_dir: Path, governor: ThreadGovernor | None = None) -> None:
+        self.run_dir, self.governor = run_dir, governor
         self.console = Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]train"),
@@ -93,6 +96,8 @@ class RichReporter:
         measures = ", ".join(_show(name, value) for name, value in evaluation.measures.items())
         train = f"train loss {evaluation.train_loss:.3f}"
         self.console.print(f"step {evaluation.step}: {train}, {measures}{best}")
+        # Derived from log.jsonl, which the loop has written: a kill while plotting loses nothing.
+        draw_curves(read_log(self.run_dir), self.run_dir / CURVES_FILE)
 
     def on_note(self, text: str) -> None:
         self.console.print(text)

@@ -15,8 +15,9 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
     note: a line said on stderr once the run is set up (the preset chosen, if any)."""
     from seqcli import distributed
     from seqcli.checkpoint import saved_machine
+    from seqcli.finish import finish_run
+    from seqcli.tasks import new_trainer, resume_trainer
     from seqcli.threads import use_threads
-    from seqcli.train import Trainer
 
     # A resumed run keeps the thread count it was saved with, so that it continues exactly.
     saved_threads = saved_machine(resume).get("threads") if resume is not None else None
@@ -26,7 +27,7 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
     with distributed.torchrun_job(device) as device:
         is_main = distributed.current_world().is_main
         if resume is not None:
-            trainer = Trainer.resume(resume, config, device)
+            trainer = resume_trainer(resume, config, device)
             for note in trainer.resume_notes if is_main else []:
                 print(f"seqcli train: note: {note}", file=sys.stderr)
         else:
@@ -36,11 +37,12 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
                 raise UsageError(
                     f"--out {out}: directory exists and is not empty; choose a new run directory"
                 )
-            trainer = Trainer(config, out, device)
+            trainer = new_trainer(config, out, device)
             if note and is_main:
                 print(f"seqcli train: {note}", file=sys.stderr)
         if is_main:
             print(f"seqcli train: threads {threads.threads} ({threads.reason})", file=sys.stderr)
-        with RichReporter(threads.governor) if is_main else QuietReporter() as reporter:
+        with RichReporter(trainer.run_dir, threads.governor) if is_main else QuietReporter() as reporter:
             trainer.run(reporter)
+            finish_run(trainer, reporter)
         del trainer  # DistributedDataParallel must go before the process group it uses

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seqcli.fast.dropout import dropout
-from seqcli.model.cells import RNNState, to_raw
+from seqcli.model.cells import RNNState
+from seqcli.model.cells.torch_rnn import GRU, LSTM, TorchCell
 
 # A gate pre-activation this far from zero saturates the sigmoid to exactly 0 or 1 (in
 # float32 and bfloat16 alike), whatever the rest of the pre-activation adds.
@@ -34,8 +35,30 @@ def can_hold(rnn: nn.RNNBase, inputs: Tensor, state: RNNState | None) -> bool:
     return state is None or not (rnn.bidirectional and isinstance(rnn, nn.LSTM))
 
 
-def run_held(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor, state: RNNState | None = None):
-    """`run_packed`'s outputs and final state through torch's fused dense kernels.
+class HeldRunner(TorchCell):
+    """A torch-backed cell whose padded batches run held where `can_hold` says so."""
+
+    @classmethod
+    def run(
+        cls, stack: nn.Module, inputs: Tensor, lengths: Tensor | None, state: RNNState | None
+    ) -> tuple[Tensor, RNNState]:
+        if lengths is not None and isinstance(stack, nn.RNNBase) and can_hold(stack, inputs, state):
+            return run_held(stack, inputs, lengths, state)
+        return super().run(stack, inputs, lengths, state)
+
+
+class HeldLSTM(HeldRunner, LSTM):
+    """The LSTM, its padded batches held."""
+
+
+class HeldGRU(HeldRunner, GRU):
+    """The GRU, its padded batches held."""
+
+
+def run_held(
+    rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor, state: RNNState | None = None
+) -> tuple[Tensor, RNNState]:
+    """The packed run's outputs and final state through torch's fused dense kernels.
 
     Each layer gets one more input feature, 1 at padded positions and 0 at real ones, whose
     weights hold the state: an LSTM's forget gate goes to 1 and its input gate to 0 (the cell
@@ -62,7 +85,7 @@ def run_held(rnn: nn.RNNBase, inputs: Tensor, lengths: Tensor, state: RNNState |
     restore = torch.argsort(order)
     output = torch.cat(outputs)[restore]
     final = tuple(torch.cat([f[i] for f in finals], dim=1)[:, restore] for i in range(len(finals[0])))
-    return output, to_raw(final)
+    return output, final
 
 
 def _held_weights(rnn: nn.RNNBase) -> list[list[Tensor]]:

@@ -2,14 +2,18 @@
 
 A faster equivalent of calling `seqcli.model.attention.dot_attend` at every step of a
 teacher-forced unroll: same contexts, weights and gradients (tests/test_fast_paths.py).
+`TapedDotAttention` and `TapedGeneralAttention` are the reference modules with the tape: in
+training, their memory opens a tape that every step then attends through.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from seqcli.model.attention import Attended, Memory, dot_attend
+from seqcli.model.attention import Attended, Attention, DotAttention, GeneralAttention, Memory, dot_attend
 
 
 class MemoryTape:
@@ -23,47 +27,61 @@ class MemoryTape:
     node that handed out the memory (`open`), which autograd runs after every step that read
     it, multiplies them out in two batched products; on a CPU the per-step memory-sized
     writes are a large share of a mixed-length training batch (docs/benchmarks.md).
-
-    A step may have fewer rows than the memory: they are its first rows (the sorted,
-    shrinking training steps).
     """
 
     def __init__(self) -> None:
-        self.records: list[tuple[int, Tensor, Tensor, Tensor, Tensor]] = []
-        self.steps = 0
+        # Per attending call: its score and context gradients, queries and weights, each (N, T, .)
+        self.records: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
-    def open(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys and values for `attend`, through the node that receives the summed gradient."""
-        return _TapeOpen.apply(keys, values, self)
-
-    def open_memory(self, memory: Memory) -> Memory:
+    def open(self, memory: Memory) -> TapedMemory:
         """The memory whose keys and values the tape's steps read and sum gradients for."""
-        keys, values = self.open(memory.keys, memory.values)
-        return Memory(values, keys, memory.mask, memory.summary)
+        keys, values = _TapeOpen.apply(memory.keys, memory.values, self)
+        return TapedMemory(values, keys, memory.mask, memory.summary, self)
 
     def attend(self, query: Tensor, memory: Memory) -> Attended:
-        """query (N, 1, H) against the first N rows of an opened memory -> context, weights."""
-        self.steps += 1
-        context, weights = _TapeStep.apply(
-            query, memory.keys, memory.values, memory.mask, self, self.steps - 1
-        )
+        """query (N, T, H) against an opened memory -> context (N, T, H), weights (N, T, S)."""
+        context, weights = _TapeStep.apply(query, memory.keys, memory.values, memory.mask, self)
         return Attended(context, weights)
 
     def memory_gradients(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-        rows, length = keys.size(0), keys.size(1)
-        dtype = torch.float32
-        score_grads = keys.new_zeros(rows, self.steps, length, dtype=dtype)
-        queries = keys.new_zeros(rows, self.steps, keys.size(2), dtype=dtype)
-        weights = keys.new_zeros(rows, self.steps, length, dtype=dtype)
-        context_grads = keys.new_zeros(rows, self.steps, values.size(2), dtype=dtype)
-        for step, d_scores, query, weight, d_context in self.records:
-            n = d_scores.size(0)
-            score_grads[:n, step], queries[:n, step] = d_scores, query
-            weights[:n, step], context_grads[:n, step] = weight, d_context
+        """dK = sum_t dscores_t^T q_t and dV = sum_t a_t^T dcontext_t over every recorded step."""
+        d_scores, queries, weights, d_contexts = (
+            torch.cat(parts, dim=1) for parts in zip(*self.records, strict=True)
+        )
         self.records.clear()
-        d_keys = torch.bmm(score_grads.transpose(1, 2), queries)  # (B, S, Hk)
-        d_values = torch.bmm(weights.transpose(1, 2), context_grads)  # (B, S, H)
+        d_keys = torch.bmm(d_scores.transpose(1, 2), queries)  # (N, S, Hk)
+        d_values = torch.bmm(weights.transpose(1, 2), d_contexts)  # (N, S, H)
         return d_keys.to(keys.dtype), d_values.to(values.dtype)
+
+
+@dataclass
+class TapedMemory(Memory):
+    """A memory opened by a tape (training only; `select`, for search, gives a plain one)."""
+
+    tape: MemoryTape | None = None
+
+
+class TapedAttention(Attention):
+    """An attention with dot-product scores whose training steps attend through a MemoryTape."""
+
+    def make_memory(self, values: Tensor, mask: Tensor, summary: Tensor) -> Memory:
+        memory = super().make_memory(values, mask, summary)
+        if self.training and torch.is_grad_enabled():
+            return MemoryTape().open(memory)
+        return memory
+
+    def attend(self, query: Tensor, memory: Memory) -> Attended:
+        if isinstance(memory, TapedMemory) and memory.tape is not None:
+            return memory.tape.attend(query, memory)
+        return super().attend(query, memory)
+
+
+class TapedDotAttention(TapedAttention, DotAttention):
+    """Luong dot attention, taped in training."""
+
+
+class TapedGeneralAttention(TapedAttention, GeneralAttention):
+    """Luong general attention, taped in training."""
 
 
 class _TapeOpen(torch.autograd.Function):
@@ -71,22 +89,27 @@ class _TapeOpen(torch.autograd.Function):
     def forward(ctx, keys: Tensor, values: Tensor, tape: MemoryTape):
         ctx.tape = tape
         ctx.save_for_backward(keys, values)
+        ctx.set_materialize_grads(False)
         return keys.view_as(keys), values.view_as(values)
 
     @staticmethod
-    def backward(ctx, _d_keys: Tensor, _d_values: Tensor):
+    def backward(ctx, d_keys: Tensor | None, d_values: Tensor | None):
         keys, values = ctx.saved_tensors
-        return (*ctx.tape.memory_gradients(keys, values), None)
+        tape_keys, tape_values = ctx.tape.memory_gradients(keys, values)
+        # Any other use of the opened keys or values adds its own gradient.
+        return (
+            tape_keys if d_keys is None else tape_keys + d_keys,
+            tape_values if d_values is None else tape_values + d_values,
+            None,
+        )
 
 
 class _TapeStep(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, query, keys, values, mask, tape, step):
-        rows = query.size(0)
-        keys, values = keys[:rows], values[:rows]
-        context, weights = dot_attend(query, keys, values, mask[:rows])  # (N, 1, H), (N, 1, S)
+    def forward(ctx, query, keys, values, mask, tape):
+        context, weights = dot_attend(query, keys, values, mask)  # (N, T, H), (N, T, S)
         ctx.save_for_backward(query, keys, values, weights)
-        ctx.tape, ctx.step, ctx.query_dtype = tape, step, query.dtype
+        ctx.tape, ctx.query_dtype = tape, query.dtype
         ctx.set_materialize_grads(False)
         return context, weights
 
@@ -96,10 +119,10 @@ class _TapeStep(torch.autograd.Function):
         if d_context is None:
             d_context = torch.zeros_like(query[..., :1].expand(-1, -1, values.size(2)))
         d_context = d_context.float()
-        d_attention = torch.bmm(d_context, values.transpose(1, 2))  # (N, 1, S)
+        d_attention = torch.bmm(d_context, values.transpose(1, 2))  # (N, T, S)
         if d_weights is not None:
             d_attention = d_attention + d_weights.float()
         d_scores = weights * (d_attention - (weights * d_attention).sum(-1, keepdim=True))
-        d_query = torch.bmm(d_scores, keys)  # (N, 1, Hk)
-        ctx.tape.records.append((ctx.step, d_scores[:, 0], query[:, 0], weights[:, 0], d_context[:, 0]))
-        return d_query.to(ctx.query_dtype), None, None, None, None, None
+        d_query = torch.bmm(d_scores, keys)  # (N, T, Hk)
+        ctx.tape.records.append((d_scores, query, weights, d_context))
+        return d_query.to(ctx.query_dtype), None, None, None, None

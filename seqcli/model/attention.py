@@ -6,12 +6,15 @@ choice its REINFORCE term needs. Keys are projected once per sentence by `projec
 kept in the memory, so nothing is cached on the module. Padding positions (mask False) get
 exactly zero weight.
 
-Two facts each module declares, which the decoder step and `seqcli.fast.dispatch` read:
+Facts each module declares about itself, which the decoder and seqcli.fast read (neither
+checks classes):
   attends_before_rnn: the context is an input of the RNN step (Bahdanau: attend from the
     previous state s_{t-1}; the fixed context) rather than combined with its output (Luong:
     attend from the new state h_t);
   reads_query: the context depends on the decoder state at all (not for the fixed context);
-and one that `seqcli.fast` reads: has_tape, whether its faster training steps apply.
+  dot_product_scores: its scores are q . k_s (dot, general), which seqcli.fast's MemoryTape
+    computes with one memory-sized gradient per pass instead of one per decoder step.
+Every module is built as Module(query_size, value_size).
 """
 
 from __future__ import annotations
@@ -46,10 +49,6 @@ class Memory:
         )
         return Memory(values, keys, mask, summary)
 
-    def first(self, n: int) -> Memory:
-        """The first n sentences' memory (views, no copy)."""
-        return Memory(self.values[:n], self.keys[:n], self.mask[:n], self.summary[:n])
-
 
 @dataclass
 class Attended:
@@ -81,11 +80,19 @@ class Attention(nn.Module):
 
     attends_before_rnn = False
     reads_query = True
-    has_tape = False  # whether seqcli.fast.memory_tape computes it (dot-product scores)
+    dot_product_scores = False
+
+    def __init__(self, query_size: int, value_size: int):
+        super().__init__()
 
     def project_keys(self, values: Tensor) -> Tensor:
         """values (N, S, H) -> keys (N, S, Hk), once per sentence."""
         return values
+
+    def make_memory(self, values: Tensor, mask: Tensor, summary: Tensor) -> Memory:
+        """What the decoder reads at every step: values (N, S, H), their keys, mask (N, S),
+        summary (N, H)."""
+        return Memory(values, self.project_keys(values), mask, summary)
 
     def attend(self, query: Tensor, memory: Memory) -> Attended:
         """query (N, T, H) against the memory -> context, weights (and a choice, for hard)."""
@@ -96,7 +103,7 @@ class Attention(nn.Module):
 class DotAttention(Attention):
     """Luong dot: score(h_t, h_s) = h_t . h_s; needs query and value sizes to match."""
 
-    has_tape = True
+    dot_product_scores = True
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         return dot_attend(query, keys, values, mask)
@@ -106,7 +113,7 @@ class GeneralAttention(DotAttention):
     """Luong general: score(h_t, h_s) = h_t . (W h_s), with W h_s computed once per sentence."""
 
     def __init__(self, query_size: int, value_size: int):
-        super().__init__()
+        super().__init__(query_size, value_size)
         self.key_projection = nn.Linear(value_size, query_size, bias=False)
 
     def project_keys(self, values: Tensor) -> Tensor:
@@ -119,7 +126,7 @@ class AdditiveAttention(Attention):
     attends_before_rnn = True
 
     def __init__(self, query_size: int, value_size: int):
-        super().__init__()
+        super().__init__(query_size, value_size)
         self.key_projection = nn.Linear(value_size, query_size, bias=False)
         self.query_projection = nn.Linear(query_size, query_size, bias=True)
         self.energy = nn.Linear(query_size, 1, bias=False)

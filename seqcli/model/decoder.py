@@ -1,4 +1,4 @@
-"""Decoder: one target step with attention and input feeding, and the teacher-forced unroll.
+"""Decoder: one target step with attention and input feeding, and the teacher-forced passes.
 
 The step, in the order of the textbook (Bahdanau et al. 2015; Luong et al. 2015):
   1. embed the previous target token y_{t-1};
@@ -9,52 +9,29 @@ The step, in the order of the textbook (Bahdanau et al. 2015; Luong et al. 2015)
   5. combine them into the attentional vector a_t = tanh(W_c [h_t; c_t]);
   6. the output layer turns a_t into logits over the target vocabulary.
 `unroll` runs the step over a whole target, feeding gold tokens (teacher forcing) or, where
-scheduled sampling says so, the model's own previous prediction. Faster equivalents of the
-unroll live in seqcli/fast/, chosen by `seqcli.fast.dispatch`.
+scheduled sampling says so, the model's own previous prediction. Without input feeding and
+without a context before the RNN that depends on the decoder state, the steps are independent
+given the gold inputs: `whole_sequence` then runs the RNN over the whole target in one call,
+and steps 4-6 need no loop over time at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.model.attention import (
-    AdditiveAttention,
-    Attended,
-    Attention,
-    DotAttention,
-    FixedContext,
-    GeneralAttention,
-    Memory,
-)
-from seqcli.model.cells import RNNState, make_rnn, to_raw, to_state, top_hidden
+from seqcli.model.attention import Attention, Memory
+from seqcli.model.cells import Cell, RNNState, top_hidden
 from seqcli.model.dropout import make_dropout
 from seqcli.model.encoder import EncoderOutput
-from seqcli.model.hard_attention import HardAttention, PositionChoice
+from seqcli.model.hard_attention import PositionChoice
+from seqcli.model.parts import REFERENCE, Parts
 from seqcli.vocab import PAD_ID
 
-__all__ = ["Bridge", "Decoder", "DecoderOutput", "DecoderState", "Memory", "make_attention"]
-
-Attend = Callable[[Tensor, Memory], Attended]
-
-
-def make_attention(kind: str, query_size: int, value_size: int) -> Attention:
-    """The attention module for a config name ("none": the classic fixed context)."""
-    if kind == "none":
-        return FixedContext()
-    if kind == "dot":
-        return DotAttention()
-    if kind == "additive":
-        return AdditiveAttention(query_size, value_size)
-    if kind == "general":
-        return GeneralAttention(query_size, value_size)
-    if kind == "hard":
-        return HardAttention(query_size, value_size)
-    raise ValueError(f"attention {kind!r} is not available")
+__all__ = ["Bridge", "Decoder", "DecoderOutput", "DecoderState", "Memory"]
 
 
 @dataclass
@@ -74,10 +51,6 @@ class DecoderState:
             self.feed.index_select(0, index),
             None if self.attention is None else self.attention.index_select(0, index),
         )
-
-    def first(self, n: int) -> DecoderState:
-        """The first n hypotheses' state (the RNN's made contiguous, as the RNN wants it)."""
-        return DecoderState(tuple(t[:, :n].contiguous() for t in self.rnn), self.feed[:n])
 
 
 @dataclass
@@ -125,58 +98,66 @@ class Decoder(nn.Module):
 
     def __init__(
         self,
-        cell: str,
+        cell: type[Cell],
         vocab_size: int,
         embedding_size: int,
         hidden_size: int,
         num_layers: int,
-        attention: str,
+        attention: type[Attention],
         input_feeding: bool,
         dropout: float,
         embedding_dropout: float,
         padding_idx: int,
         dropout_placement: str = "output",
         variational: bool = False,
+        parts: Parts = REFERENCE,
     ):
         super().__init__()
+        self.cell = cell
         self.hidden_size = hidden_size
         self.input_feeding = input_feeding
-        self.attention = make_attention(attention, hidden_size, hidden_size)
+        self.attention = attention(hidden_size, hidden_size)
         before = int(self.attention.attends_before_rnn)
         rnn_input = embedding_size + hidden_size * (before + int(input_feeding))
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = make_dropout(embedding_dropout, variational)
-        self.rnn = make_rnn(cell, rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
+        self.embedding_dropout = make_dropout(embedding_dropout, variational, parts.dropout)
+        self.rnn = cell.build(rnn_input, hidden_size, num_layers, dropout, bidirectional=False)
         self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_c
         at_output = dropout if dropout_placement == "output" else 0.0
-        self.dropout = nn.Dropout(at_output)  # on the attentional vector, before the output layer
-        self.feed_dropout = nn.Dropout(dropout - at_output)  # on the fed-back attentional vector
-        self.combine_dropout = nn.Dropout(dropout - at_output)  # on [h; c]
+        self.dropout = parts.dropout(at_output)  # on the attentional vector, before the output layer
+        self.feed_dropout = parts.dropout(dropout - at_output)  # on the fed-back attentional vector
+        self.combine_dropout = parts.dropout(dropout - at_output)  # on [h; c]
         self.output: nn.Module = nn.Linear(hidden_size, vocab_size)
 
     @classmethod
     def from_config(
-        cls, config: ModelConfig, vocab_size: int, attention: str, input_feeding: bool
+        cls,
+        config: ModelConfig,
+        vocab_size: int,
+        attention: str,
+        input_feeding: bool,
+        parts: Parts = REFERENCE,
     ) -> Decoder:
         """A decoder shaped by a ModelConfig (the skip-thought model overrides the attention)."""
         return cls(
-            config.cell,
+            parts.cells[config.cell],
             vocab_size,
             config.embedding_size,
             config.hidden_size,
             config.decoder_layers,
-            attention,
+            parts.attentions[attention],
             input_feeding,
             config.dropout,
             config.embedding_dropout,
             PAD_ID,
             config.dropout_placement,
             config.variational_dropout,
+            parts,
         )
 
     def make_memory(self, encoded: EncoderOutput) -> Memory:
-        keys = self.attention.project_keys(encoded.states)  # (B, S, Hk)
-        return Memory(encoded.states, keys, encoded.mask, encoded.final[0][-1])
+        """The encoder's results as the attention reads them, with the keys projected once."""
+        return self.attention.make_memory(encoded.states, encoded.mask, encoded.final[0][-1])
 
     def initial_state(self, rnn_state: RNNState, memory: Memory) -> DecoderState:
         feed = memory.values.new_zeros(memory.values.size(0), self.hidden_size)
@@ -185,28 +166,57 @@ class Decoder(nn.Module):
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """One target position: prev_tokens (N,) -> logits (N, V) and the next state."""
         state = self.attentional_step(prev_tokens, state, memory)
-        return self.output(self.dropout(state.feed)), state  # (N, V)
+        return self.logits(state.feed), state  # (N, V)
 
-    def attentional_step(
-        self, prev_tokens: Tensor, state: DecoderState, memory: Memory, attend: Attend | None = None
-    ) -> DecoderState:
+    def attentional_step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> DecoderState:
         """Steps 1-5 of the module docstring: the next state, whose `feed` is the attentional
-        vector a_t (N, H). attend: the decoder's own attention unless a fast path passes an
-        equivalent."""
-        attend = attend or self.attention.attend
-        inputs = [self.embedding_dropout(self.embedding(prev_tokens)).unsqueeze(1)]  # (N, 1, E)
+        vector a_t (N, H)."""
+        inputs = [self.embed(prev_tokens.unsqueeze(1))]  # (N, 1, E)
         if self.attention.attends_before_rnn:  # from the previous state s_{t-1}
-            attended = attend(top_hidden(state.rnn).unsqueeze(1), memory)  # context (N, 1, H)
+            attended = self.attention.attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
             inputs.append(attended.context)
         if self.input_feeding:  # the previous attentional vector a_{t-1}
             inputs.append(self.feed_dropout(state.feed).unsqueeze(1))
-        output, raw = self.rnn(torch.cat(inputs, dim=-1), to_raw(state.rnn))  # h_t (N, 1, H)
+        output, rnn_state = self.cell.run(self.rnn, torch.cat(inputs, dim=-1), None, state.rnn)  # (N, 1, H)
         if not self.attention.attends_before_rnn:  # from the new state h_t
-            attended = attend(output, memory)
-        combined = self.combine(self.combine_dropout(torch.cat([output, attended.context], dim=-1)))
-        attentional = torch.tanh(combined).squeeze(1)  # a_t (N, H)
+            attended = self.attention.attend(output, memory)
+        attentional = self.attentional(output, attended.context).squeeze(1)  # a_t (N, H)
         weights = None if attended.weights is None else attended.weights.squeeze(1)  # (N, S)
-        return DecoderState(to_state(raw), attentional, weights, attended.choice)
+        return DecoderState(rnn_state, attentional, weights, attended.choice)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Step 1: tokens (N, T) -> embeddings (N, T, E)."""
+        return self.embedding_dropout(self.embedding(tokens))
+
+    def attentional(self, output: Tensor, context: Tensor) -> Tensor:
+        """Step 5: a = tanh(W_c [h; c]) for RNN outputs and contexts, each (N, T, H) -> (N, T, H)."""
+        return torch.tanh(self.combine(self.combine_dropout(torch.cat([output, context], dim=-1))))
+
+    def logits(self, attentional: Tensor) -> Tensor:
+        """Step 6: attentional vectors (..., H) -> logits (..., V)."""
+        return self.output(self.dropout(attentional))
+
+    def teacher_forced(
+        self,
+        tgt_in: Tensor,
+        state: DecoderState,
+        memory: Memory,
+        use_gold: Tensor | None = None,
+        real: Tensor | None = None,
+    ) -> DecoderOutput:
+        """Training logits for the target inputs tgt_in (B, T): `whole_sequence` where the steps
+        are independent (no scheduled sampling either), else `unroll`. real (B, T) bool, the
+        positions before padding: when given, only they get logits, (N, V) in row order."""
+        if use_gold is None and self.runs_whole_sequence:
+            return self.whole_sequence(tgt_in, state, memory, real)
+        return self.unroll(tgt_in, state, memory, use_gold).at(real)
+
+    @property
+    def runs_whole_sequence(self) -> bool:
+        """Whether teacher-forced steps are independent given the gold inputs: no attentional
+        vector fed back, and no context before the RNN that depends on the decoder state."""
+        attention = self.attention
+        return not self.input_feeding and not (attention.attends_before_rnn and attention.reads_query)
 
     def unroll(
         self, tgt_in: Tensor, state: DecoderState, memory: Memory, use_gold: Tensor | None = None
@@ -228,6 +238,24 @@ class Decoder(nn.Module):
             choices += [state.choice] if state.choice is not None else []
         choice = PositionChoice.stack(choices) if choices else None
         return DecoderOutput(torch.stack(logits, dim=1), choice)  # (B, T, V)
+
+    def whole_sequence(
+        self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor | None = None
+    ) -> DecoderOutput:
+        """`unroll`'s logits without a loop over time (only where `runs_whole_sequence`): the
+        RNN runs over the whole target in one call, skipping padding when real (B, T) is given,
+        and steps 4-6 take every position at once. -> logits (B, T, V), or (N, V) for real."""
+        inputs = [self.embed(tgt_in)]  # (B, T, E)
+        if self.attention.attends_before_rnn:  # a context that does not read the state: the same every step
+            query = top_hidden(state.rnn).unsqueeze(1).expand(-1, tgt_in.size(1), -1)  # (B, T, H), unread
+            inputs.append(self.attention.attend(query, memory).context)
+        lengths = None if real is None else real.sum(1)  # (B,)
+        outputs, _ = self.cell.run(self.rnn, torch.cat(inputs, dim=-1), lengths, state.rnn)  # (B, T, H)
+        attended = self.attention.attend(outputs, memory)  # context (B, T, H)
+        attentional = self.attentional(outputs, attended.context)  # (B, T, H)
+        if real is not None:
+            attentional = attentional[real]  # (N, H)
+        return DecoderOutput(self.logits(attentional), attended.choice)
 
     def tie_output_to_embedding(self) -> None:
         """The output layer scores each target piece with its embedding (Press and Wolf 2017).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -28,6 +30,7 @@ class VariationalDropout(nn.Module):
         return f"p={self.p}"
 
 
-def make_dropout(p: float, variational: bool) -> nn.Module:
-    """The dropout a sequence passes through: variational (one mask per sentence) or per position."""
-    return VariationalDropout(p) if variational else nn.Dropout(p)
+def make_dropout(p: float, variational: bool, plain: Callable[[float], nn.Module] = nn.Dropout) -> nn.Module:
+    """The dropout a sequence passes through: variational (one mask per sentence) or `plain`,
+    one mask per position (nn.Dropout, or the faster equivalent a model's parts supply)."""
+    return VariationalDropout(p) if variational else plain(p)

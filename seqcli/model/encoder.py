@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.model.cells import RNNState, make_rnn, run_packed, to_state
+from seqcli.model.cells import Cell, RNNState
 from seqcli.model.dropout import make_dropout
+from seqcli.model.parts import REFERENCE, Parts
 from seqcli.vocab import PAD_ID
-
-RunRNN = Callable[
-    [nn.RNNBase, Tensor, Tensor, RNNState | None], tuple[Tensor, Tensor | tuple[Tensor, Tensor]]
-]
 
 
 @dataclass
@@ -33,11 +29,11 @@ class EncoderOutput:
 
 
 class Encoder(nn.Module):
-    """Embed source ids and run a uni- or bidirectional RNN stack over them."""
+    """Embed source ids and run a uni- or bidirectional recurrent stack over them."""
 
     def __init__(
         self,
-        cell: str,
+        cell: type[Cell],
         vocab_size: int,
         embedding_size: int,
         hidden_size: int,
@@ -48,25 +44,25 @@ class Encoder(nn.Module):
         padding_idx: int,
         output_dropout: float | None = None,
         variational: bool = False,
+        parts: Parts = REFERENCE,
     ):
         super().__init__()
+        self.cell = cell
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size
         self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=padding_idx)
-        self.embedding_dropout = make_dropout(embedding_dropout, variational)
-        self.rnn = make_rnn(
-            cell, embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
+        self.embedding_dropout = make_dropout(embedding_dropout, variational, parts.dropout)
+        self.rnn = cell.build(
+            embedding_size, hidden_size // self.directions, num_layers, dropout, bidirectional
         )
-        self.output_dropout = make_dropout(dropout if output_dropout is None else output_dropout, variational)
-        # How the stack runs over padded sentences: packed sequences (seqcli.fast swaps in an
-        # equal, faster runner where there is one).
-        self.run_rnn: RunRNN = run_packed
+        output_p = dropout if output_dropout is None else output_dropout
+        self.output_dropout = make_dropout(output_p, variational, parts.dropout)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, vocab_size: int) -> Encoder:
+    def from_config(cls, config: ModelConfig, vocab_size: int, parts: Parts = REFERENCE) -> Encoder:
         """The encoder a ModelConfig describes (shared by the translation and skip-thought models)."""
         return cls(
-            config.cell,
+            parts.cells[config.cell],
             vocab_size,
             config.embedding_size,
             config.hidden_size,
@@ -77,15 +73,16 @@ class Encoder(nn.Module):
             PAD_ID,
             output_dropout=config.dropout if config.dropout_placement == "output" else 0.0,
             variational=config.variational_dropout,
+            parts=parts,
         )
 
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """src (B, S) ids, src_lengths (B,) -> EncoderOutput."""
         embedded = self.embedding_dropout(self.embedding(src))  # (B, S, E)
-        states, raw_final = self.run_rnn(self.rnn, embedded, src_lengths, None)  # (B, S, H)
-        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]
-        final = tuple(self._join_directions(t) for t in to_state(raw_final))
-        return EncoderOutput(self.output_dropout(states), mask, final)  # states (B, S, H)
+        states, final = self.cell.run(self.rnn, embedded, src_lengths, None)  # (B, S, H)
+        mask = torch.arange(src.size(1), device=src.device)[None, :] < src_lengths[:, None]  # (B, S)
+        joined = tuple(self._join_directions(t) for t in final)  # each (L, B, H)
+        return EncoderOutput(self.output_dropout(states), mask, joined)
 
     def _join_directions(self, final: Tensor) -> Tensor:
         """(L * D, B, H / D) -> (L, B, H), forward and backward side by side."""

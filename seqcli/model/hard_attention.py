@@ -49,7 +49,7 @@ class HardAttention(Attention):
     """Pick one source position: sampled in training mode, the most probable in eval mode."""
 
     def __init__(self, query_size: int, value_size: int):
-        super().__init__()
+        super().__init__(query_size, value_size)
         self.key_projection = nn.Linear(value_size, query_size, bias=False)
 
     def project_keys(self, values: Tensor) -> Tensor:

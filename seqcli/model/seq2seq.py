@@ -7,28 +7,32 @@ from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
 from seqcli.errors import ConfigError
-from seqcli.fast import dispatch
-from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
 from seqcli.model.encoder import Encoder
+from seqcli.model.parts import REFERENCE, Parts
 from seqcli.vocab import PAD_ID
 
 
 class Seq2Seq(nn.Module):
     """Encoder, bridge and attentional decoder."""
 
-    def __init__(self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, fast: bool = True):
-        """fast: train and encode through seqcli.fast's equal, faster paths; False runs the
-        reference code alone."""
+    def __init__(
+        self, config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int, parts: Parts = REFERENCE
+    ):
+        """parts: the cells, attentions and dropout to build with (`seqcli.kernels` chooses)."""
         super().__init__()
         self.config = config
-        self.fast = fast
-        self.encoder = Encoder.from_config(config, src_vocab_size)
-        n_states = 2 if config.cell == "lstm" else 1
+        self.encoder = Encoder.from_config(config, src_vocab_size, parts)
         self.bridge = Bridge(
-            config.bridge, config.hidden_size, config.hidden_size, config.decoder_layers, n_states
+            config.bridge,
+            config.hidden_size,
+            config.hidden_size,
+            config.decoder_layers,
+            self.encoder.cell.n_states,
         )
-        self.decoder = Decoder.from_config(config, tgt_vocab_size, config.attention, config.input_feeding)
+        self.decoder = Decoder.from_config(
+            config, tgt_vocab_size, config.attention, config.input_feeding, parts
+        )
         self._initialize()
         if config.shared_embeddings:  # one joint vocabulary: one matrix for both sides
             if src_vocab_size != tgt_vocab_size:
@@ -39,8 +43,6 @@ class Seq2Seq(nn.Module):
             self.encoder.embedding.weight = self.decoder.embedding.weight
         if config.tied_embeddings:
             self.decoder.tie_output_to_embedding()
-        if fast:
-            dispatch.use_fast_paths_(self)
 
     def _initialize(self) -> None:
         """Small normal embeddings (pad row zero), Xavier linear layers, RNNs per model.rnn_init."""
@@ -53,7 +55,8 @@ class Seq2Seq(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-        initialize_rnns_(self, self.config.rnn_init, self.config.forget_bias)
+        for part in (self.encoder, self.decoder):
+            part.cell.initialize(part.rnn, self.config.rnn_init, self.config.forget_bias)
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> tuple[DecoderState, Memory]:
         """src (B, S), src_lengths (B,) -> the decoder's first state and its memory."""
@@ -73,11 +76,9 @@ class Seq2Seq(nn.Module):
 
         use_gold (B, T): scheduled sampling's coin flips. real (B, T) bool, the target
         positions before padding: when given, only they get logits, (N, V) in row order, and
-        the fast paths skip work on padding where they can."""
+        the decoder skips work on padding where it can."""
         state, memory = self.encode(src, src_lengths)
-        if self.fast:
-            return dispatch.teacher_forced(self.decoder, tgt_in, state, memory, use_gold, real)
-        return self.decoder.unroll(tgt_in, state, memory, use_gold).at(real)
+        return self.decoder.teacher_forced(tgt_in, state, memory, use_gold, real)
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """Search step: prev_tokens (N,) -> log-probabilities (N, V) and the next state."""

@@ -15,10 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.fast import dispatch
-from seqcli.model.cells import initialize_rnns_
 from seqcli.model.decoder import Bridge, Decoder
 from seqcli.model.encoder import Encoder, EncoderOutput
+from seqcli.model.parts import REFERENCE, Parts
 from seqcli.vocab import PAD_ID
 
 
@@ -33,27 +32,25 @@ class SkipThoughtOutput:
 class SkipThought(nn.Module):
     """Encoder and the previous-sentence and next-sentence decoders, over one vocabulary."""
 
-    def __init__(self, config: ModelConfig, vocab_size: int, fast: bool = True):
+    def __init__(self, config: ModelConfig, vocab_size: int, parts: Parts = REFERENCE):
         super().__init__()
         self.config = config
-        self.fast = fast
-        self.encoder = Encoder.from_config(config, vocab_size)
-        n_states = 2 if config.cell == "lstm" else 1
+        self.encoder = Encoder.from_config(config, vocab_size, parts)
+        n_states = self.encoder.cell.n_states
         self.bridges = nn.ModuleList(
             Bridge(config.bridge, config.hidden_size, config.hidden_size, config.decoder_layers, n_states)
             for _ in range(2)
         )
         self.decoders = nn.ModuleList(
-            Decoder.from_config(config, vocab_size, "none", False) for _ in range(2)
+            Decoder.from_config(config, vocab_size, "none", False, parts) for _ in range(2)
         )
         for module in self.modules():
             if isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.1)
                 with torch.no_grad():
                     module.weight[PAD_ID].zero_()
-        initialize_rnns_(self, config.rnn_init, config.forget_bias)
-        if fast:
-            dispatch.use_fast_paths_(self)
+        for part in (self.encoder, *self.decoders):
+            part.cell.initialize(part.rnn, config.rnn_init, config.forget_bias)
 
     def embed(self, src: Tensor, src_lengths: Tensor) -> Tensor:
         """src (B, S), src_lengths (B,) -> sentence vectors (B, H)."""
@@ -64,9 +61,7 @@ class SkipThought(nn.Module):
         decoder, bridge = cast(Decoder, self.decoders[index]), cast(Bridge, self.bridges[index])
         memory = decoder.make_memory(encoded)
         state = decoder.initial_state(bridge(encoded.final), memory)
-        if self.fast:
-            return dispatch.teacher_forced(decoder, tgt_in, state, memory, None, None).logits
-        return decoder.unroll(tgt_in, state, memory).logits  # (B, T, V)
+        return decoder.teacher_forced(tgt_in, state, memory).logits  # (B, T, V)
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, previous_in: Tensor, next_in: Tensor

@@ -137,16 +137,16 @@ def _server_url(log: Path, server: subprocess.Popen[bytes]) -> str:
     raise RuntimeError(f"serve did not start: {log.read_text()[-500:]}")
 
 
-def trained_run(work: Path) -> Path:
-    """A dates model for translation and serving, trained with this checkout (both versions
-    read the same run directory format)."""
+def trained_run(work: Path, tree: Path) -> Path:
+    """A dates model for translation and serving, trained with the older checkout (a newer
+    seqcli reads an older run directory, not the other way round)."""
     run_dir = work / "model"
-    command, env = seqcli(REPO)
+    command, env = seqcli(tree)
     subprocess.run(
         [*command, "train", "--config", str(REPO / "configs" / "dates.toml"), "--out", str(run_dir),
          "--train", str(DATES / "train"), "--valid", str(DATES / "valid"),
          "--max-steps", "300", "--max-minutes", "0", "--eval-every", "300"],
-        env=env, check=True, capture_output=True, cwd=REPO,
+        env=env, check=True, capture_output=True, cwd=tree,
     )  # fmt: skip
     return run_dir
 
@@ -171,7 +171,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="seqcli-busy-") as tmp:
         work = Path(tmp)
-        run_dir = trained_run(work)
+        run_dir = trained_run(work, trees.get("before", REPO))
         for repeat in range(args.repeats):
             for busy in [int(b) for b in args.busy.split(",")]:
                 for version, tree in trees.items():

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from seqcli.errors import ConfigError
 
-CELLS = ("lstm", "gru", "rnn")
+CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")
 ATTENTIONS = ("general", "dot", "additive", "none", "hard")
 BRIDGES = ("bridge", "last", "zeros")
 SCHEDULES = ("constant", "linear", "exponential", "inverse_sigmoid")
@@ -22,6 +22,7 @@ TOKENIZER_TYPES = ("unigram", "bpe", "char")
 TASKS = ("translation", "skip-thought")
 LR_SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 KERNELS = ("fast", "reference")
+ESTIMATORS = ("exact", "reinforce")
 
 T = TypeVar("T")
 
@@ -226,7 +227,13 @@ class TrainConfig:
         flag="--scheduled-sampling",
         choices=SAMPLING_MODES,
     )
-    hard_attention_entropy: float = 0.01  # entropy bonus of hard attention's REINFORCE term
+    # Hard attention's training (seqcli.model.hard_attention): "exact" sums over the source
+    # positions (plain backpropagation); "reinforce" samples one and trains the scores by the
+    # score-function estimator, with this entropy bonus.
+    hard_attention_estimator: str = option(
+        "exact", "How hard attention trains.", flag="--hard-attention-estimator", choices=ESTIMATORS
+    )
+    hard_attention_entropy: float = 0.01
     # Learning-rate decay on a plateau of validation BLEU: lr *= factor after lr_patience
     # evaluations without a better BLEU (and again after each further lr_patience); 1.0 = off.
     lr_decay_factor: float = 1.0

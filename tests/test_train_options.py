@@ -69,7 +69,7 @@ def test_every_flag_and_every_choice_is_in_the_help() -> None:
 def test_rendered_help_shows_choices() -> None:
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    assert "One of: lstm, gru, rnn." in result.output
+    assert "One of: lstm, gru, rnn, mingru, minlstm." in result.output
     assert "[data] [tokenizer] [model]" in result.output  # square brackets are not eaten as markup
 
 

@@ -7,12 +7,15 @@ module here, one line in CELLS, and its name in `seqcli.config.CELLS` (docs/arch
 """
 
 from seqcli.model.cells.base import Cell, RNNState, top_hidden
+from seqcli.model.cells.minimal import MinGRU, MinLSTM
 from seqcli.model.cells.torch_rnn import GRU, LSTM, VanillaRNN
 
 CELLS: dict[str, type[Cell]] = {
     "lstm": LSTM,
     "gru": GRU,
     "rnn": VanillaRNN,
+    "mingru": MinGRU,
+    "minlstm": MinLSTM,
 }
 
 __all__ = ["CELLS", "Cell", "RNNState", "top_hidden"]

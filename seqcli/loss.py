@@ -1,14 +1,15 @@
-"""Training objectives: label-smoothed cross-entropy over target pieces; hard attention's REINFORCE term."""
+"""Training objectives: label-smoothed cross-entropy over target pieces; hard attention by REINFORCE."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from seqcli.model.hard_attention import PositionChoice
+from seqcli.model.hard_attention import MixtureOutput
 from seqcli.vocab import PAD_ID
 
 
@@ -29,43 +30,51 @@ def sequence_loss(logits: Tensor, tgt_out: Tensor, label_smoothing: float) -> Te
 
 
 @dataclass
-class HardAttentionObjective:
-    """The REINFORCE term that trains hard attention's scores (Xu et al. 2015, eq. 11-12).
+class Reinforce:
+    """Hard attention trained by the score-function (REINFORCE) estimator (Xu et al. 2015,
+    eq. 11-12), `train.hard_attention_estimator = "reinforce"`, instead of the exact likelihood.
 
-    The context is the encoder state at a sampled position s_t ~ p(s | step t), so the loss
-    L = -log p(y | s) has no gradient with respect to the attention scores. The score-function
-    identity gives one:
+    At each target position a source position s ~ alpha is sampled. The read-out learns from
+    log p(y_t | h_t, x_s), label-smoothed as the exact loss is; the scores, which that term does
+    not reach, from the score-function identity
 
-        d E_s[log p(y | s)] / dW = E_s[ log p(y | s) * d log p(s) / dW ]
+        d E_s[log p(y | s)] / dW = E_s[ log p(y | s) * d log alpha_s / dW ]
 
-    estimated with the one sample drawn in the forward pass. Three choices keep its variance
-    workable:
-      * the reward of the choice at step t is that step's gold log-likelihood
-        r_t = log p(y_t | y_<t, s_<=t) (detached), not the whole sentence's; this credits each
-        choice with what it did at its own step and ignores its later effect through the
-        recurrent state (a bias traded for much lower variance on long targets);
+    estimated with the one sample. Three choices keep its variance workable:
+      * the reward of the choice at step t is that step's log p(y_t | h_t, x_s) (detached), not
+        the whole sentence's;
       * a baseline b, the moving average of the batch-mean reward (b <- decay * b +
         (1 - decay) * mean r), is subtracted: r_t - b has the same expected gradient and a
         smaller spread;
-      * an entropy bonus lambda * H[p(. | step t)] keeps the distribution from collapsing
-        onto one position before the scores mean anything.
-
-    The surrogate whose gradient is the estimate, summed over real target positions:
-        -sum_t [(r_t - b) * log p(s_t) + lambda * H_t]
+      * an entropy bonus lambda * H[alpha_t] keeps alpha from collapsing onto one position
+        before the scores mean anything.
+    The objective, summed over the real positions: the sampled read-out's loss
+    - sum_t [(r_t - b) * log alpha_ts + lambda * H_t].
     """
 
     entropy_weight: float = 0.01
     decay: float = 0.9
     baseline: float | None = None  # None until the first batch sets it
 
-    def __call__(self, choice: PositionChoice, logits: Tensor, tgt_out: Tensor) -> Tensor:
-        """choice (B, T), logits (B, T, V), tgt_out (B, T) -> scalar surrogate loss (a sum)."""
-        is_real = tgt_out != PAD_ID  # (B, T)
-        log_probs = torch.log_softmax(logits.detach().float(), dim=-1)  # (B, T, V)
-        reward = log_probs.gather(2, tgt_out.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        mean_reward = float(reward[is_real].mean()) if is_real.any() else 0.0
+    def __call__(
+        self,
+        output: MixtureOutput,
+        targets: Tensor,
+        label_smoothing: float,
+        sampler: torch.Generator,
+        loss: Callable[[Tensor, Tensor, float], Tensor] = sequence_loss,
+    ) -> Tensor:
+        """output at R real positions, targets (R,) -> the scalar objective; sampler draws s."""
+        log_weights = output.log_weights  # (R, S), -inf at padding
+        weights = log_weights.exp()
+        chosen = torch.multinomial(weights.detach().float().cpu(), 1, generator=sampler).squeeze(1)  # (R,)
+        rows, chosen = torch.arange(len(chosen), device=targets.device), chosen.to(targets.device)
+        sampled = output.components[rows, chosen]  # (R, V): log p(. | h_t, x_s)
+        reward = sampled.detach().gather(1, targets.unsqueeze(1)).squeeze(1)  # (R,)
+        mean_reward = float(reward.mean()) if len(reward) else 0.0
         baseline = mean_reward if self.baseline is None else self.baseline
-        advantage = (reward - baseline).masked_fill(~is_real, 0.0)  # (B, T)
         self.baseline = self.decay * baseline + (1 - self.decay) * mean_reward
-        surrogate = advantage * choice.log_prob + self.entropy_weight * choice.entropy  # (B, T)
-        return -surrogate.masked_fill(~is_real, 0.0).sum()
+        finite = log_weights.masked_fill(torch.isinf(log_weights), 0.0)  # 0 * log 0 is taken as 0
+        entropy = -(weights * finite).sum(-1)  # (R,)
+        surrogate = (reward - baseline) * log_weights[rows, chosen] + self.entropy_weight * entropy
+        return loss(sampled, targets, label_smoothing) - surrogate.sum()

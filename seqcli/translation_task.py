@@ -25,9 +25,10 @@ from seqcli.corpus import (
 )
 from seqcli.errors import DataError
 from seqcli.kernels import KERNELS
-from seqcli.loss import HardAttentionObjective
+from seqcli.loss import Reinforce
 from seqcli.metrics import score
-from seqcli.model.decoder import DecoderOutput
+from seqcli.model.attention import Readout
+from seqcli.model.hard_attention import MixtureOutput
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.task import BatchLoss, BestRule, TaskSetting
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
@@ -76,11 +77,6 @@ def drop_words(src: torch.Tensor, p: float, generator: torch.Generator) -> torch
     return src.masked_fill(dropped, UNK_ID)
 
 
-def _targets(batch: Batch, real: torch.Tensor | None) -> torch.Tensor:
-    """The gold tokens the logits of a pass given `real` stand for: (B, T), or (N,) real only."""
-    return batch.tgt_out if real is None else batch.tgt_out[real]
-
-
 class TranslationTask:
     """An attentional encoder-decoder on a parallel corpus; best = highest validation BLEU."""
 
@@ -100,7 +96,7 @@ class TranslationTask:
         self.kernels = KERNELS[config.train.kernels]
         src_vocab, tgt_vocab = self.src_tokenizer.vocab_size, self.tgt_tokenizer.vocab_size
         self.model = Seq2Seq(config.model, src_vocab, tgt_vocab, self.kernels.parts).to(self.device)
-        self.attention_objective = HardAttentionObjective(config.train.hard_attention_entropy)
+        self.reinforce = Reinforce(config.train.hard_attention_entropy)
         self.translator = Translator(
             self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
         )
@@ -160,7 +156,8 @@ class TranslationTask:
 
     def batch_loss(self, model: nn.Module, items: Sequence[Example], step: int) -> BatchLoss:
         """The label-smoothed loss of one batch, fed gold tokens with the schedule's probability;
-        with hard attention the objective adds the REINFORCE term that trains its scores."""
+        hard attention trained by REINFORCE has its own objective (the reported loss stays the
+        likelihood's)."""
         batch = collate(list(items))
         if self.config.train.word_dropout:
             batch = replace(
@@ -171,28 +168,23 @@ class TranslationTask:
         use_gold = draw_gold_mask(shape, self.gold_probability(step), self.setting.sampler)
         if use_gold is not None:
             use_gold = use_gold.to(self.device)
-        real = self._real_positions(batch)
+        real = batch.tgt_out != PAD_ID  # (B, T): logits for these only
+        targets = batch.tgt_out[real]  # (N,)
+        smoothing = self.config.train.label_smoothing
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.setting.use_bf16):
             output = self._forward(model, batch, use_gold, real)
-        loss_sum = self.kernels.sequence_loss(
-            output.logits, _targets(batch, real), self.config.train.label_smoothing
-        )
+        loss_sum = self.kernels.sequence_loss(output.logits, targets, smoothing)
         objective = loss_sum
-        if output.choice is not None:  # hard attention: its scores learn from REINFORCE only
-            objective = objective + self.attention_objective(output.choice, output.logits, batch.tgt_out)
+        if isinstance(output, MixtureOutput) and self.config.train.hard_attention_estimator == "reinforce":
+            sampler, loss = self.setting.sampler, self.kernels.sequence_loss
+            objective = self.reinforce(output, targets, smoothing, sampler, loss)
         return BatchLoss(loss_sum, batch.n_tgt_tokens, objective)
 
-    def _real_positions(self, batch: Batch) -> torch.Tensor | None:
-        """The target positions to compute logits for, (B, T) bool: the real ones, so the
-        decoder skips padding where it can; None (all) for hard attention, whose REINFORCE
-        term reads every position."""
-        return None if self.config.model.attention == "hard" else batch.tgt_out != PAD_ID
-
     def _forward(
-        self, model: nn.Module, batch: Batch, use_gold: torch.Tensor | None, real: torch.Tensor | None
-    ) -> DecoderOutput:
+        self, model: nn.Module, batch: Batch, use_gold: torch.Tensor | None, real: torch.Tensor
+    ) -> Readout:
         """The training pass, with scheduled sampling's coin flips use_gold (B, T) if any;
-        logits for the positions in real (B, T) only, when given."""
+        logits for the positions in real (B, T) only."""
         if use_gold is None or self.config.train.scheduled_sampling == "sequential":
             return model(batch.src, batch.src_lengths, batch.tgt_in, use_gold, real)
         with torch.no_grad():  # parallel: a first pass guesses every position at once
@@ -208,9 +200,9 @@ class TranslationTask:
         batches = bucket_batches(self.valid_data.examples, self.config.train.batch_tokens, seed=0)
         for indices in batches:
             batch = collate([self.valid_data.examples[i] for i in indices]).to(self.device)
-            real = self._real_positions(batch)
+            real = batch.tgt_out != PAD_ID
             logits = self.model(batch.src, batch.src_lengths, batch.tgt_in, real=real).logits
-            total += self.kernels.sequence_loss(logits, _targets(batch, real), 0.0).item()
+            total += self.kernels.sequence_loss(logits, batch.tgt_out[real], 0.0).item()
             tokens += batch.n_tgt_tokens
         self.model.train()
         return total / max(tokens, 1)
@@ -236,10 +228,10 @@ class TranslationTask:
 
     def state(self) -> dict[str, Any]:
         # REINFORCE's baseline averages past rewards: the next updates depend on it.
-        return {"attention_baseline": self.attention_objective.baseline}
+        return {"attention_baseline": self.reinforce.baseline}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.attention_objective.baseline = state.get("attention_baseline")
+        self.reinforce.baseline = state.get("attention_baseline")
 
     def after_training(
         self, run_dir: Path, seconds_left: Callable[[], float], note: Callable[[str], None]

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from seqcli.config import ATTENTIONS, CELLS, config_from_dict
-from seqcli.loss import HardAttentionObjective, sequence_loss
-from seqcli.model.hard_attention import HardAttention, PositionChoice
+from seqcli.loss import Reinforce, sequence_loss
+from seqcli.model.attention import Memory
+from seqcli.model.hard_attention import HardAttention
 from seqcli.tasks import new_trainer
 from seqcli.train import Trainer
 from seqcli.translate import Translator
@@ -98,9 +99,9 @@ def test_every_combination_trains_saves_reloads_and_translates(
     assert reloaded.translate_lines(lines)[1] == ""
 
 
-# Exact match on the copy task after 300 updates of at most 400 tokens: soft attention copies
-# (nearly) perfectly; the fixed context and the sampled position learn more slowly.
-REQUIRED_EXACT_MATCH = {"general": 0.9, "dot": 0.9, "additive": 0.9, "none": 0.5, "hard": 0.5}
+# Exact match on the copy task after 300 updates of at most 400 tokens: attention copies
+# (nearly) perfectly; the fixed context learns more slowly.
+REQUIRED_EXACT_MATCH = {"general": 0.9, "dot": 0.9, "additive": 0.9, "none": 0.5, "hard": 0.9}
 
 
 def exact_match(trainer: Trainer, corpus: Path) -> float:
@@ -125,54 +126,100 @@ def test_every_combination_learns_to_copy(copy_task: Path, tmp_path: Path, cell:
     assert exact_match(trainer, copy_task) >= REQUIRED_EXACT_MATCH[attention]
 
 
-def test_hard_attention_samples_in_training_and_takes_the_argmax_in_eval() -> None:
+def _memory(values: torch.Tensor, mask: torch.Tensor, attention: HardAttention) -> Memory:
+    return attention.make_memory(values, mask, values[:, 0])
+
+
+def test_hard_attention_reads_out_a_mixture_of_each_positions_distribution() -> None:
+    """p(y | h, x) = sum_j alpha_j softmax(W_o tanh(W_c [h; x_j])), worked out position by position."""
     torch.manual_seed(0)
     attention = HardAttention(4, 4)
-    values = torch.randn(1, 3, 4)
-    mask = torch.tensor([[True, True, False]])
-    query = torch.randn(1, 200, 4)
-    context, weights, choice = attention(query, attention.project_keys(values), values, mask)
-    picked = (context.unsqueeze(2) == values.unsqueeze(1)).all(-1).float().argmax(-1)  # (1, 200)
-    assert set(picked.unique().tolist()) == {0, 1}  # both real positions sampled, padding never
-    assert torch.allclose(choice.log_prob, weights.log().gather(2, picked.unsqueeze(-1)).squeeze(-1))
-    attention.eval()
-    context, weights, _ = attention(query, attention.project_keys(values), values, mask)
-    assert torch.equal(context, values[0, weights.argmax(-1)[0]].unsqueeze(0))
+    combine, output = torch.nn.Linear(8, 4, bias=False), torch.nn.Linear(4, 6)
+    values, mask = torch.randn(2, 3, 4), torch.tensor([[True, True, False], [True, True, True]])
+    memory = _memory(values, mask, attention)
+    query = torch.randn(2, 5, 4)
+    readout = attention.read_out(
+        query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output
+    )
+    alpha = attention.attend(query, memory).weights
+    assert alpha is not None and torch.all(alpha[0, :, 2] == 0)  # padding: no weight
+    by_hand = sum(
+        alpha[..., j : j + 1]
+        * torch.softmax(
+            output(torch.tanh(combine(torch.cat([query, values[:, j : j + 1].expand(-1, 5, -1)], -1)))), -1
+        )
+        for j in range(3)
+    )
+    assert torch.allclose(readout.logits.exp(), by_hand, atol=1e-6)
+    assert torch.allclose(torch.logsumexp(readout.logits, -1), torch.zeros(2, 5), atol=1e-5)  # normalised
+    real = torch.tensor([[True, True, False, False, False], [True, False, True, False, True]])
+    only = attention.read_out(
+        query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output, real
+    )
+    assert torch.allclose(only.logits, readout.logits[real], atol=1e-6)
+    assert torch.allclose(only.components, readout.components[real], atol=1e-6)
 
 
-def test_reinforce_term_moves_attention_towards_the_rewarded_position() -> None:
-    """Position 2 holds the state that makes the gold token likely; REINFORCE alone must find it."""
+def _rewarded_position_setup() -> tuple[
+    HardAttention, torch.nn.Linear, torch.nn.Module, Memory, torch.Tensor
+]:
+    """Position 2 holds the state that makes the gold token (5) likely; the others do not."""
     torch.manual_seed(0)
     attention = HardAttention(4, 4)
     values = torch.eye(4).unsqueeze(0)  # (1, S=4, H=4): position s holds unit vector s
-    mask = torch.ones(1, 4, dtype=torch.bool)
-    query = torch.ones(1, 8, 4)  # (1, T=8, 4)
-    tgt_out = torch.full((1, 8), 5)
-    objective = HardAttentionObjective(entropy_weight=0.0)
+    combine = torch.nn.Linear(8, 4, bias=False)
+    with torch.no_grad():
+        combine.weight.zero_()
+        combine.weight[:, 4:] = 3 * torch.eye(4)  # the attentional vector shows the position read
+    output = torch.nn.Linear(4, 6)
+    with torch.no_grad():
+        output.weight.zero_()
+        output.bias.zero_()
+        output.weight[5, 2] = 4.0  # the gold token is likely only when read from position 2
+    memory = _memory(values, torch.ones(1, 4, dtype=torch.bool), attention)
+    return attention, combine, output, memory, torch.ones(1, 8, 4)  # query (1, T=8, 4)
+
+
+@pytest.mark.parametrize("estimator", ["exact", "reinforce"])
+def test_both_estimators_move_attention_towards_the_rewarded_position(estimator: str) -> None:
+    attention, combine, output, memory, query = _rewarded_position_setup()
+    targets = torch.full((8,), 5)
+    objective = Reinforce(entropy_weight=0.0)
+    sampler = torch.Generator().manual_seed(0)
     optimizer = torch.optim.SGD(attention.parameters(), lr=0.1)
-    start = attention(query, attention.project_keys(values), values, mask)[1][0, 0, 2].item()
+    start = attention.attend(query, memory).weights[0, 0, 2].item()  # type: ignore[index]
     for _ in range(150):
-        context, _, choice = attention(query, attention.project_keys(values), values, mask)
-        logits = torch.zeros(1, 8, 6)
-        logits[..., 5] = 4.0 * context[..., 2]  # the gold token is likely only after position 2
-        # Through the context alone no gradient reaches the scores: only REINFORCE moves them.
-        assert not sequence_loss(logits, tgt_out, 0.0).requires_grad
+        memory = _memory(memory.values, memory.mask, attention)
+        readout = attention.read_out(
+            query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output
+        )
+        readout = readout.at(torch.ones(1, 8, dtype=torch.bool))
+        if estimator == "exact":
+            loss = sequence_loss(readout.logits, targets, 0.0)
+        else:
+            loss = objective(readout, targets, 0.0, sampler)
         optimizer.zero_grad()
-        objective(choice, logits, tgt_out).backward()
+        loss.backward()
         optimizer.step()
-    end = attention(query, attention.project_keys(values), values, mask)[1][0, 0, 2].item()
+    end = attention.attend(query, memory).weights[0, 0, 2].item()  # type: ignore[index]
     assert start < 0.4 and end > 0.9
-    assert objective.baseline is not None
+    assert (objective.baseline is not None) == (estimator == "reinforce")
 
 
-def test_entropy_bonus_pushes_towards_uniform() -> None:
-    weights = torch.tensor([[[0.9, 0.05, 0.05]]], requires_grad=True)
-    log_p = weights.log()
-    entropy = -(weights * log_p).sum(-1)
-    choice = PositionChoice(log_p[..., 0].detach(), entropy)
-    loss = HardAttentionObjective(entropy_weight=1.0)(choice, torch.zeros(1, 1, 5), torch.tensor([[4]]))
+def test_the_entropy_bonus_pushes_towards_uniform() -> None:
+    attention, combine, output, memory, query = _rewarded_position_setup()
+    with torch.no_grad():
+        output.weight.zero_()  # no reward anywhere: only the bonus moves the scores
+        attention.key_projection.weight.copy_(torch.diag(torch.tensor([3.0, 0.0, 0.0, 0.0])))
+    memory = _memory(memory.values, memory.mask, attention)  # keys with these weights
+    readout = attention.read_out(
+        query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output
+    )
+    real = torch.ones(1, 8, dtype=torch.bool)
+    loss = Reinforce(entropy_weight=1.0)(readout.at(real), torch.full((8,), 5), 0.0, torch.Generator().manual_seed(0))
     loss.backward()
-    assert weights.grad is not None and weights.grad[0, 0, 0] > weights.grad[0, 0, 1]
+    grad = attention.key_projection.weight.grad
+    assert grad is not None and grad[0, 0] > 0  # lowering position 0's large score raises the entropy
 
 
 def test_tied_embeddings_survive_save_and_reload(copy_task: Path, tmp_path: Path) -> None:

@@ -142,12 +142,12 @@ def test_dropout_placement_decides_where_training_noise_enters(placement: str) -
     state.feed = feed
     fed: list[torch.Tensor] = []
     decoder.rnn.register_forward_hook(lambda _m, inputs, _o: fed.append(inputs[0][:, 0, 16:]))
-    decoder.attentional_step(torch.full((3,), BOS_ID), state, memory)
+    decoder.step(torch.full((3,), BOS_ID), state, memory)
     dropped_feed = bool(torch.any(fed[0] == 0))
     assert dropped_feed == (placement == "input")
     combined: list[torch.Tensor] = []
     decoder.combine.register_forward_hook(lambda _m, inputs, _o: combined.append(inputs[0]))
-    decoder.attentional_step(torch.full((3,), BOS_ID), state, memory)
+    decoder.step(torch.full((3,), BOS_ID), state, memory)
     rnn_output = combined[0][..., :16]  # h, nonzero almost surely unless dropped
     assert bool(torch.any(rnn_output == 0)) == (placement == "input")
     model.eval()

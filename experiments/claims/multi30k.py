@@ -91,7 +91,8 @@ def variants(steps: int) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         "general": ({}, {}),
         "additive": ({"attention": "additive"}, {}),
         "none": ({"attention": "none"}, {}),
-        "hard": ({"attention": "hard"}, {}),
+        "hard": ({"attention": "hard"}, {"hard_attention_estimator": "exact"}),
+        "hard-reinforce": ({"attention": "hard"}, {"hard_attention_estimator": "reinforce"}),
         "unidirectional": ({"bidirectional": False}, {}),
     }
     for mode, name in SAMPLED:

@@ -200,7 +200,8 @@ def _seeds(results: dict[str, Any]) -> str:
 SOFT_HARD = {
     "general": "soft, general (Luong)",
     "additive": "soft, additive (Bahdanau)",
-    "hard": "hard (REINFORCE)",
+    "hard": "hard, exact (sum over positions)",
+    "hard-reinforce": "hard, REINFORCE",
 }
 
 
@@ -244,8 +245,11 @@ def section_soft_hard(results: dict[str, Any], figures: Path) -> list[str]:
         "",
         f"Multi30k de->en, the CPU recipe with each attention, {results['steps']} updates,"
         f" seeds {_seeds(results)}."
-        " Hard attention samples one source position per step and learns where to look by REINFORCE"
-        " with a moving-average baseline; at inference it takes the most probable position.",
+        " Hard attention reads each token out of one source position, p(y_t) = sum_j alpha_tj"
+        " p(y_t | h_t, x_j); the exact estimator trains that sum by backpropagation, REINFORCE samples"
+        " a position and trains the scores by the score-function estimator with a moving-average"
+        " baseline. Both compute every position's read-out, so they cost the same per update; both"
+        " search over the sum.",
         "",
         *table(
             [

@@ -6,6 +6,9 @@ choice its REINFORCE term needs. Keys are projected once per sentence by `projec
 kept in the memory, so nothing is cached on the module. Padding positions (mask False) get
 exactly zero weight.
 
+`read_out` is the decoder's steps 5 and 6, the attentional vector a = tanh(W_c [h; c]) and the
+output layer, which hard attention does per source position (`mixes_outputs`).
+
 Facts each module declares about itself, which the decoder and seqcli.fast read (neither
 checks classes):
   attends_before_rnn: the context is an input of the RNN step (Bahdanau: attend from the
@@ -13,20 +16,19 @@ checks classes):
     attend from the new state h_t);
   reads_query: the context depends on the decoder state at all (not for the fixed context);
   dot_product_scores: its scores are q . k_s (dot, general), which seqcli.fast's MemoryTape
-    computes with one memory-sized gradient per pass instead of one per decoder step.
+    computes with one memory-sized gradient per pass instead of one per decoder step;
+  mixes_outputs: it reads the output out at every source position and mixes the distributions
+    (hard attention), so its read-out is more than the attentional vector's.
 Every module is built as Module(query_size, value_size).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from seqcli.model.hard_attention import PositionChoice
 
 
 @dataclass
@@ -52,11 +54,29 @@ class Memory:
 
 @dataclass
 class Attended:
-    """context (N, T, H); weights (N, T, S), None for the fixed context; hard attention's choice."""
+    """context (N, T, H); weights (N, T, S), None for the fixed context."""
 
     context: Tensor
     weights: Tensor | None = None
-    choice: PositionChoice | None = None
+
+
+@dataclass
+class Readout:
+    """What the decoder reads out at some target positions: logits (..., V), and the attentional
+    vectors (..., H) fed to the next step. The leading shape is (N, T), or (R,) for the real
+    positions of a training batch."""
+
+    logits: Tensor
+    feed: Tensor
+
+    def at(self, real: Tensor) -> Readout:
+        """The positions in real (B, T) only, in row order."""
+        return Readout(self.logits[real], self.feed[real])
+
+    @classmethod
+    def cat(cls, steps: list[Readout]) -> Readout:
+        """Per-step read-outs, each (N, 1, ...), -> one (N, T, ...)."""
+        return cls(torch.cat([s.logits for s in steps], dim=1), torch.cat([s.feed for s in steps], dim=1))
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -81,6 +101,7 @@ class Attention(nn.Module):
     attends_before_rnn = False
     reads_query = True
     dot_product_scores = False
+    mixes_outputs = False
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__()
@@ -95,9 +116,27 @@ class Attention(nn.Module):
         return Memory(values, self.project_keys(values), mask, summary)
 
     def attend(self, query: Tensor, memory: Memory) -> Attended:
-        """query (N, T, H) against the memory -> context, weights (and a choice, for hard)."""
+        """query (N, T, H) against the memory -> context (N, T, H), weights (N, T, S)."""
         context, weights = self(query, memory.keys, memory.values, memory.mask)
         return Attended(context, weights)
+
+    def read_out(
+        self,
+        query: Tensor,
+        attended: Attended,
+        memory: Memory,
+        combine: nn.Linear,
+        combine_dropout: nn.Module,
+        to_logits: Callable[[Tensor], Tensor],
+        real: Tensor | None = None,
+    ) -> Readout:
+        """The decoder's steps 5-6: a = tanh(W_c [h; c]) (combine, with dropout on [h; c]), then
+        its output layer (to_logits). query (N, T, H), the decoder's RNN outputs; with real
+        (N, T) bool, only those positions."""
+        attentional = torch.tanh(combine(combine_dropout(torch.cat([query, attended.context], dim=-1))))
+        if real is not None:
+            attentional = attentional[real]  # (R, H)
+        return Readout(to_logits(attentional), attentional)
 
 
 class DotAttention(Attention):

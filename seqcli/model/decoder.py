@@ -23,27 +23,24 @@ import torch
 from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
-from seqcli.model.attention import Attention, Memory
+from seqcli.model.attention import Attended, Attention, Memory, Readout
 from seqcli.model.cells import Cell, RNNState, top_hidden
 from seqcli.model.dropout import make_dropout
 from seqcli.model.encoder import EncoderOutput
-from seqcli.model.hard_attention import PositionChoice
 from seqcli.model.parts import REFERENCE, Parts
 from seqcli.vocab import PAD_ID
 
-__all__ = ["Bridge", "Decoder", "DecoderOutput", "DecoderState", "Memory"]
+__all__ = ["Bridge", "Decoder", "DecoderState", "Memory", "Readout"]
 
 
 @dataclass
 class DecoderState:
     """Per-hypothesis decoder state: the RNN state (each (L, N, H)), the attentional vector
-    fed to the next step (N, H), the last attention weights (N, S), and with hard attention
-    the last step's position choice (each (N, 1); training only, not kept by `select`)."""
+    fed to the next step (N, H), and the last attention weights (N, S)."""
 
     rnn: RNNState
     feed: Tensor
     attention: Tensor | None = None
-    choice: PositionChoice | None = None
 
     def select(self, index: Tensor) -> DecoderState:
         return DecoderState(
@@ -51,20 +48,6 @@ class DecoderState:
             self.feed.index_select(0, index),
             None if self.attention is None else self.attention.index_select(0, index),
         )
-
-
-@dataclass
-class DecoderOutput:
-    """A training pass: logits (B, T, V), or (N, V) for the N real positions in row order
-    when the pass was given which positions are real; with hard attention also its position
-    choices (B, T)."""
-
-    logits: Tensor
-    choice: PositionChoice | None = None
-
-    def at(self, real: Tensor | None) -> DecoderOutput:
-        """The logits of the positions in real (B, T) only, (N, V) in row order; all for None."""
-        return self if real is None else DecoderOutput(self.logits[real], self.choice)
 
 
 class Bridge(nn.Module):
@@ -165,12 +148,16 @@ class Decoder(nn.Module):
 
     def step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState]:
         """One target position: prev_tokens (N,) -> logits (N, V) and the next state."""
-        state = self.attentional_step(prev_tokens, state, memory)
-        return self.logits(state.feed), state  # (N, V)
+        output, rnn_state, attended = self.rnn_step(prev_tokens, state, memory)  # steps 1-4
+        readout = self.read_out(output, attended, memory)  # steps 5-6
+        weights = None if attended.weights is None else attended.weights.squeeze(1)  # (N, S)
+        return readout.logits.squeeze(1), DecoderState(rnn_state, readout.feed.squeeze(1), weights)
 
-    def attentional_step(self, prev_tokens: Tensor, state: DecoderState, memory: Memory) -> DecoderState:
-        """Steps 1-5 of the module docstring: the next state, whose `feed` is the attentional
-        vector a_t (N, H)."""
+    def rnn_step(
+        self, prev_tokens: Tensor, state: DecoderState, memory: Memory
+    ) -> tuple[Tensor, RNNState, Attended]:
+        """Steps 1-4 of the module docstring: the RNN output h_t (N, 1, H), its state, and the
+        attention's context and weights."""
         inputs = [self.embed(prev_tokens.unsqueeze(1))]  # (N, 1, E)
         if self.attention.attends_before_rnn:  # from the previous state s_{t-1}
             attended = self.attention.attend(top_hidden(state.rnn).unsqueeze(1), memory)  # (N, 1, H)
@@ -180,17 +167,21 @@ class Decoder(nn.Module):
         output, rnn_state = self.cell.run(self.rnn, torch.cat(inputs, dim=-1), None, state.rnn)  # (N, 1, H)
         if not self.attention.attends_before_rnn:  # from the new state h_t
             attended = self.attention.attend(output, memory)
-        attentional = self.attentional(output, attended.context).squeeze(1)  # a_t (N, H)
-        weights = None if attended.weights is None else attended.weights.squeeze(1)  # (N, S)
-        return DecoderState(rnn_state, attentional, weights, attended.choice)
+        return output, rnn_state, attended
 
     def embed(self, tokens: Tensor) -> Tensor:
         """Step 1: tokens (N, T) -> embeddings (N, T, E)."""
         return self.embedding_dropout(self.embedding(tokens))
 
-    def attentional(self, output: Tensor, context: Tensor) -> Tensor:
-        """Step 5: a = tanh(W_c [h; c]) for RNN outputs and contexts, each (N, T, H) -> (N, T, H)."""
-        return torch.tanh(self.combine(self.combine_dropout(torch.cat([output, context], dim=-1))))
+    def read_out(
+        self, output: Tensor, attended: Attended, memory: Memory, real: Tensor | None = None
+    ) -> Readout:
+        """Steps 5-6 for RNN outputs (N, T, H): the attentional vectors and the logits, as the
+        attention reads them out (hard attention: at every source position, mixed); with real
+        (N, T) bool, only those positions."""
+        return self.attention.read_out(
+            output, attended, memory, self.combine, self.combine_dropout, self.logits, real
+        )
 
     def logits(self, attentional: Tensor) -> Tensor:
         """Step 6: attentional vectors (..., H) -> logits (..., V)."""
@@ -203,13 +194,14 @@ class Decoder(nn.Module):
         memory: Memory,
         use_gold: Tensor | None = None,
         real: Tensor | None = None,
-    ) -> DecoderOutput:
+    ) -> Readout:
         """Training logits for the target inputs tgt_in (B, T): `whole_sequence` where the steps
         are independent (no scheduled sampling either), else `unroll`. real (B, T) bool, the
         positions before padding: when given, only they get logits, (N, V) in row order."""
         if use_gold is None and self.runs_whole_sequence:
             return self.whole_sequence(tgt_in, state, memory, real)
-        return self.unroll(tgt_in, state, memory, use_gold).at(real)
+        output = self.unroll(tgt_in, state, memory, use_gold)
+        return output if real is None else output.at(real)
 
     @property
     def runs_whole_sequence(self) -> bool:
@@ -220,28 +212,27 @@ class Decoder(nn.Module):
 
     def unroll(
         self, tgt_in: Tensor, state: DecoderState, memory: Memory, use_gold: Tensor | None = None
-    ) -> DecoderOutput:
+    ) -> Readout:
         """The step over every position of tgt_in (B, T) -> logits (B, T, V).
 
         Teacher forcing feeds the gold token y_{t-1}. With scheduled sampling (Bengio et al.
         2015), use_gold (B, T) bool says where: where False, the step is fed the model's own
         most probable token from the previous step instead. Position 0 is always BOS.
         """
-        logits: list[Tensor] = []
-        choices: list[PositionChoice] = []
+        readouts: list[Readout] = []
         for t in range(tgt_in.size(1)):
             prev = tgt_in[:, t]  # (B,)
             if use_gold is not None and t > 0:
-                prev = torch.where(use_gold[:, t], prev, logits[-1].detach().argmax(dim=-1))
-            step_logits, state = self.step(prev, state, memory)
-            logits.append(step_logits)
-            choices += [state.choice] if state.choice is not None else []
-        choice = PositionChoice.stack(choices) if choices else None
-        return DecoderOutput(torch.stack(logits, dim=1), choice)  # (B, T, V)
+                guess = readouts[-1].logits[:, 0].detach().argmax(dim=-1)  # the previous step's
+                prev = torch.where(use_gold[:, t], prev, guess)
+            output, rnn_state, attended = self.rnn_step(prev, state, memory)
+            readouts.append(self.read_out(output, attended, memory))  # (B, 1, ...)
+            state = DecoderState(rnn_state, readouts[-1].feed.squeeze(1))
+        return type(readouts[0]).cat(readouts)  # (B, T, ...)
 
     def whole_sequence(
         self, tgt_in: Tensor, state: DecoderState, memory: Memory, real: Tensor | None = None
-    ) -> DecoderOutput:
+    ) -> Readout:
         """`unroll`'s logits without a loop over time (only where `runs_whole_sequence`): the
         RNN runs over the whole target in one call, skipping padding when real (B, T) is given,
         and steps 4-6 take every position at once. -> logits (B, T, V), or (N, V) for real."""
@@ -252,10 +243,7 @@ class Decoder(nn.Module):
         lengths = None if real is None else real.sum(1)  # (B,)
         outputs, _ = self.cell.run(self.rnn, torch.cat(inputs, dim=-1), lengths, state.rnn)  # (B, T, H)
         attended = self.attention.attend(outputs, memory)  # context (B, T, H)
-        attentional = self.attentional(outputs, attended.context)  # (B, T, H)
-        if real is not None:
-            attentional = attentional[real]  # (N, H)
-        return DecoderOutput(self.logits(attentional), attended.choice)
+        return self.read_out(outputs, attended, memory, real)
 
     def tie_output_to_embedding(self) -> None:
         """The output layer scores each target piece with its embedding (Press and Wolf 2017).

@@ -1,52 +1,62 @@
-"""Hard (stochastic) attention: attend to one source position, trained with REINFORCE.
+"""Hard attention: each output token is read from one source position, chosen at random.
 
-Xu et al. (2015), "Show, Attend and Tell", section 4.1. The scores are Luong's general form,
-score(q, h_s) = q . (W h_s), and give a distribution p(s) over source positions. The context
-is the encoder state at ONE position:
+The model (Xu et al. 2015; as a latent alignment, Deng et al. 2018, Shankar et al. 2018): at
+target step t the decoder scores the source positions with Luong's general form,
+score(h_t, x_j) = h_t . (W x_j), whose softmax alpha_t is a distribution over positions j, and
+reads the next token out of h_t and ONE position:
 
-    training:  s ~ p(.)              (a sample, so the choice explores)
-    inference: s = argmax_s p(s)
+    p(y_t | y_<t, x) = sum_j alpha_tj * p(y_t | h_t, x_j)
+    p(. | h_t, x_j)  = softmax(W_o tanh(W_c [h_t; x_j]))
 
-Because the context is a lookup, no gradient reaches W through the cross-entropy. W is
-trained by the score-function (REINFORCE) estimator instead; see `reinforce_loss` in
-seqcli/loss.py, which reads the `PositionChoice` this module returns.
-
-Like the soft modules this maps (query (B, T, H), keys (B, S, H), values (B, S, H),
-mask (B, S)) to (context (B, T, H), weights (B, T, S)); `weights` is the distribution p, so
-plots and alignments show what the model considered, while the context used only its choice.
+Training maximises this likelihood, one of two ways (`train.hard_attention_estimator`):
+  exact:     the sum over j is taken, so the log-likelihood and its gradient are exact and plain
+             backpropagation trains everything: one output computation per source position;
+  reinforce: a position s ~ alpha_t is sampled, log p(y_t | h_t, x_s) trains the read-out, and
+             the scores learn from the score-function estimator (`seqcli.loss.Reinforce`).
+Decoding searches over the mixture p(y_t | y_<t, x) either way; the vector fed to the next step
+(input feeding) is the expected one, sum_j alpha_tj tanh(W_c [h_t; x_j]), so the decoder's
+state does not depend on a sample. `--attention-plot` and `--alignments` show alpha.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-from seqcli.model.attention import Attended, Attention, Memory
+from seqcli.model.attention import Attended, Attention, Memory, Readout
 
 
 @dataclass
-class PositionChoice:
-    """What the REINFORCE term needs from each decoder step.
+class MixtureOutput(Readout):
+    """A hard-attention read-out: `logits` are the mixture's log-probabilities (normalised),
+    `feed` the expected attentional vectors, and besides them its parts:
+    log_weights (..., S): log alpha_tj, -inf at padding;
+    components (..., S, V): log p(y | h_t, x_j) for every source position j."""
 
-    log_prob (B, T): log p(s_t) of the chosen position; entropy (B, T): H[p(. | step t)].
-    Both keep their graph back to the attention parameters.
-    """
+    log_weights: Tensor
+    components: Tensor
 
-    log_prob: Tensor
-    entropy: Tensor
-
-    @staticmethod
-    def stack(steps: list[PositionChoice]) -> PositionChoice:
-        """Per-step choices, each (B, 1), -> one (B, T) choice."""
-        return PositionChoice(
-            torch.cat([c.log_prob for c in steps], dim=1), torch.cat([c.entropy for c in steps], dim=1)
+    def at(self, real: Tensor) -> MixtureOutput:
+        return MixtureOutput(
+            self.logits[real], self.feed[real], self.log_weights[real], self.components[real]
         )
+
+    @classmethod
+    def cat(cls, steps: list[Readout]) -> MixtureOutput:
+        parts = [cast(MixtureOutput, s) for s in steps]
+        fields = ("logits", "feed", "log_weights", "components")
+        return cls(*(torch.cat([getattr(s, name) for s in parts], dim=1) for name in fields))
 
 
 class HardAttention(Attention):
-    """Pick one source position: sampled in training mode, the most probable in eval mode."""
+    """Luong's general scores, read out position by position and mixed by their probabilities."""
+
+    mixes_outputs = True
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__(query_size, value_size)
@@ -55,23 +65,40 @@ class HardAttention(Attention):
     def project_keys(self, values: Tensor) -> Tensor:
         return self.key_projection(values)  # (B, S, H)
 
-    def forward(
-        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor
-    ) -> tuple[Tensor, Tensor, PositionChoice]:
-        """-> context (B, T, H) = values at the chosen positions, weights p (B, T, S), the choice."""
-        scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
-        log_p = torch.log_softmax(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), dim=-1)
-        p = log_p.exp()  # (B, T, S), exactly 0 at padding
-        # 0 * log 0 is taken as 0, so padding adds nothing to the entropy.
-        entropy = -(p * log_p.masked_fill(~mask.unsqueeze(1), 0.0)).sum(-1)  # (B, T)
-        if self.training:
-            chosen = torch.multinomial(p.detach().reshape(-1, p.size(-1)), 1).view(p.shape[:2])  # (B, T)
-        else:
-            chosen = p.argmax(dim=-1)  # (B, T)
-        index = chosen.unsqueeze(-1)  # (B, T, 1)
-        context = values.gather(1, index.expand(-1, -1, values.size(-1)))  # (B, T, H)
-        log_prob = log_p.gather(2, index).squeeze(-1)  # (B, T)
-        return context, p, PositionChoice(log_prob, entropy)
+    def log_weights(self, query: Tensor, memory: Memory) -> Tensor:
+        """log alpha: query (N, T, H) -> (N, T, S), -inf at padding."""
+        scores = torch.bmm(query, memory.keys.transpose(1, 2))  # (N, T, S)
+        return torch.log_softmax(scores.masked_fill(~memory.mask.unsqueeze(1), float("-inf")), dim=-1)
 
     def attend(self, query: Tensor, memory: Memory) -> Attended:
-        return Attended(*self(query, memory.keys, memory.values, memory.mask))
+        """alpha, and the expected context sum_j alpha_j x_j (what a plot or an alignment reads)."""
+        weights = self.log_weights(query, memory).exp()  # (N, T, S), exactly 0 at padding
+        return Attended(torch.bmm(weights, memory.values), weights)
+
+    def read_out(
+        self,
+        query: Tensor,
+        attended: Attended,
+        memory: Memory,
+        combine: nn.Linear,
+        combine_dropout: nn.Module,
+        to_logits: Callable[[Tensor], Tensor],
+        real: Tensor | None = None,
+    ) -> MixtureOutput:
+        """The decoder's steps 5-6 at every source position j: tanh(W_c [h; x_j]) with W_c split
+        into its h and x halves, the output layer, and the mixture by alpha. query (N, T, H);
+        with real (N, T) bool, only those positions, (R, ...) in row order."""
+        log_weights = self.log_weights(query, memory)  # (N, T, S)
+        size = query.size(-1)
+        h_part = F.linear(combine_dropout(query), combine.weight[:, :size])  # (N, T, H)
+        x_part = F.linear(combine_dropout(memory.values), combine.weight[:, size:])  # (N, S, H)
+        if real is not None:
+            rows = real.nonzero()[:, 0]  # (R,) the sentence of each real position
+            h_part, log_weights, x_part = h_part[real].unsqueeze(1), log_weights[real], x_part[rows]
+        else:
+            h_part, x_part = h_part.unsqueeze(2), x_part.unsqueeze(1)  # (N, T, 1, H), (N, 1, S, H)
+        attentional = torch.tanh(h_part + x_part)  # (..., S, H): one vector per source position
+        components = torch.log_softmax(to_logits(attentional).float(), dim=-1)  # (..., S, V)
+        logits = torch.logsumexp(log_weights.unsqueeze(-1) + components, dim=-2)  # (..., V)
+        feed = (log_weights.exp().unsqueeze(-1) * attentional).sum(-2)  # (..., H)
+        return MixtureOutput(logits, feed, log_weights, components)

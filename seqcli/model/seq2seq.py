@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from seqcli.config import ModelConfig
 from seqcli.errors import ConfigError
-from seqcli.model.decoder import Bridge, Decoder, DecoderOutput, DecoderState, Memory
+from seqcli.model.decoder import Bridge, Decoder, DecoderState, Memory, Readout
 from seqcli.model.encoder import Encoder
 from seqcli.model.parts import REFERENCE, Parts
 from seqcli.vocab import PAD_ID
@@ -71,8 +71,8 @@ class Seq2Seq(nn.Module):
         tgt_in: Tensor,
         use_gold: Tensor | None = None,
         real: Tensor | None = None,
-    ) -> DecoderOutput:
-        """Training logits (B, T, V), and hard attention's position choices.
+    ) -> Readout:
+        """Training logits (B, T, V) (hard attention: the mixture's log-probabilities, and its parts).
 
         use_gold (B, T): scheduled sampling's coin flips. real (B, T) bool, the target
         positions before padding: when given, only they get logits, (N, V) in row order, and

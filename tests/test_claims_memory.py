@@ -44,18 +44,22 @@ def test_pair_has_keys_then_distractors_and_the_keys_as_target() -> None:
         assert memory.distance_of(src) == distance
 
 
-def test_task_splits_hold_the_setting_distances(tmp_path: Path) -> None:
+def test_each_band_holds_its_distances(tmp_path: Path) -> None:
     setting = memory.TINY
-    memory.write_task(tmp_path, setting)
-    test = [memory.distance_of(s) for s in read_lines(tmp_path / "test.src")]
-    assert sorted(set(test)) == list(setting.test_distances)
-    assert all(test.count(d) == setting.test_pairs for d in setting.test_distances)
-    gradient = [memory.distance_of(s) for s in read_lines(tmp_path / "gradient.src")]
-    assert gradient == [max(setting.test_distances)] * setting.gradient_pairs
-    train = [memory.distance_of(s) for s in read_lines(tmp_path / "train.src")]
-    assert len(train) == setting.train_pairs and 1 <= min(train) and max(train) <= setting.max_distance
-    for src, tgt in zip(read_lines(tmp_path / "train.src"), read_lines(tmp_path / "train.tgt"), strict=True):
-        assert tgt.split() == src.split()[: memory.N_KEYS]
+    for band in setting.bands:
+        folder = tmp_path / memory.band_name(band)
+        memory.write_task(folder, setting, band)
+        test = [memory.distance_of(s) for s in read_lines(folder / "test.src")]
+        inside = [d for d in setting.test_distances if band[0] <= d <= band[1]]
+        assert sorted(set(test)) == inside
+        assert all(test.count(d) == setting.test_pairs for d in inside)
+        gradient = [memory.distance_of(s) for s in read_lines(folder / "gradient.src")]
+        longest = band == setting.bands[-1]
+        assert gradient == ([max(setting.test_distances)] * setting.gradient_pairs if longest else [])
+        train = [memory.distance_of(s) for s in read_lines(folder / "train.src")]
+        assert len(train) == setting.train_pairs and band[0] <= min(train) and max(train) <= band[1]
+        for src, tgt in zip(read_lines(folder / "train.src"), read_lines(folder / "train.tgt"), strict=True):
+            assert tgt.split() == src.split()[: memory.N_KEYS]
 
 
 @pytest.mark.parametrize("cell", memory.CELLS)
@@ -130,33 +134,47 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return work, memory.run(work, [1], 1, tiny=True)
 
 
-def test_tiny_run_measures_every_cell(tiny_run: tuple[Path, dict[str, Any]]) -> None:
+def test_tiny_run_measures_every_cell_on_every_band(tiny_run: tuple[Path, dict[str, Any]]) -> None:
     work, results = tiny_run
     assert (work / "memory" / "results.json").exists()
-    assert sorted(r["cell"] for r in results["runs"]) == sorted(memory.CELLS)
+    bands = memory.TINY.bands
+    assert sorted((r["cell"], tuple(r["band"])) for r in results["runs"]) == sorted(
+        (cell, band) for cell in memory.CELLS for band in bands
+    )
     length = memory.N_KEYS + max(memory.TINY.test_distances)
     for run in results["runs"]:
         assert run["updates"] == memory.TINY.updates
-        assert len(run["exact"]) == len(run["keys"]) == len(memory.TINY.test_distances)
-        assert all(0 <= a <= 100 for a in run["exact"] + run["keys"])
-        assert len(run["gradient_init"]) == len(run["gradient_trained"]) == length
-        assert all(n > 0 for n in run["gradient_init"] + run["gradient_trained"])
-        assert run["gradient_init"] != run["gradient_trained"]  # training moved the weights
+        band = tuple(run["band"])
+        assert (
+            set(run["exact"])
+            == set(run["keys"])
+            == {str(d) for d in memory.TINY.test_distances if memory.TINY.band_of(d) == band}
+        )
+        assert all(0 <= a <= 100 for a in [*run["exact"].values(), *run["keys"].values()])
+        if band == bands[-1]:  # the longest band measures the gradient
+            assert len(run["gradient_init"]) == len(run["gradient_trained"]) == length
+            assert all(n > 0 for n in run["gradient_init"] + run["gradient_trained"])
+            assert run["gradient_init"] != run["gradient_trained"]  # training moved the weights
+        else:
+            assert "gradient_init" not in run
+    for cell in memory.CELLS:
+        assert [len(curve) for curve in memory.by_distance(results, cell, "exact")] == [3]
 
 
 def test_one_piece_per_symbol(tiny_run: tuple[Path, dict[str, Any]]) -> None:
     from seqcli.tokenizer import Tokenizer
 
     work, _ = tiny_run
-    tokenizer = Tokenizer.load(work / "memory" / "tiny" / "spm.model")
-    line = read_lines(work / "memory" / "tiny" / "data" / "gradient.src")[0]
+    root = work / "memory" / "tiny"
+    tokenizer = Tokenizer.load(root / "spm.model")
+    line = read_lines(root / memory.band_name(memory.TINY.bands[-1]) / "data" / "gradient.src")[0]
     assert len(tokenizer.encode([line])[0]) == len(line.split())
 
 
 def test_initial_model_is_the_one_training_starts_from(tiny_run: tuple[Path, dict[str, Any]]) -> None:
     work, _ = tiny_run
     root = work / "memory" / "tiny"
-    config = memory.run_config("lstm", 1, memory.TINY, root / "data")
+    config = memory.run_config("lstm", 1, memory.TINY, root / memory.band_name(memory.TINY.bands[0]) / "data")
     config["tokenizer"]["src_model"] = str(root / "spm.model")
     trainer = new_trainer(config_from_dict(config), work / "unused", "cpu")
     rebuilt = memory.initial_model(config, trainer.task.tokenizers[0].vocab_size).state_dict()
@@ -169,11 +187,11 @@ def test_section_draws_figures_and_tables(tiny_run: tuple[Path, dict[str, Any]],
     lines = memory.section(results, tmp_path / "figures")
     for name in ("memory-accuracy.png", "memory-gradients.png"):
         assert (tmp_path / "figures" / name).read_bytes().startswith(b"\x89PNG")
-    assert lines[0] == "## 1. Memory over distance: RNN vs GRU vs LSTM"
+    assert lines[0] == "## 1. Memory over distance: RNN, GRU, LSTM, minGRU, minLSTM"
     assert "READING: memory" in lines
     for cell in memory.CELLS:
         assert any(line.startswith(f"| {cell} | exact |") for line in lines)
         assert any(line.startswith(f"| {cell} | initial |") for line in lines)
     text = "\n".join(lines)
     assert "](figures/memory-accuracy.png)" in text and "](figures/memory-gradients.png)" in text
-    assert f"T uniform in 1..{memory.TINY.max_distance}" in text
+    assert "Each band of distances (1-3, 4-10) trains its own models" in text

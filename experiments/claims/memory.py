@@ -1,11 +1,15 @@
-"""Experiment 1: how far back a vanilla RNN, a GRU and an LSTM encoder carry what they read.
+"""Experiment 1: how far back each recurrent cell carries what it read.
 
 The task makes the answer depend on input T steps back: the source is three key symbols
 followed by T distractors, the target is the three keys. Without attention and without input
 feeding the encoder's final state is the only path from source to target, so exact match by T
-shows how far each cell remembers. Beside it, autograd measures ||dL/dh_t|| at every encoder
-step t of a batch of sources of one length, before and after training: the gradient that
-reaches the keys through the recurrence (Bengio et al. 1994; Hochreiter and Schmidhuber 1997).
+shows how far each cell remembers. Each distance band (T in 1-2, 3-5, ..., 41-60) trains its own
+models: trained on all distances at once, a cell that cannot bridge the long ones gets almost
+no gradient from them and learns nothing at all, even for T = 1; trained band by band, accuracy
+by distance shows where memory fades. Beside it, autograd measures ||dL/dh_t|| at every
+encoder step t of a batch of sources of the longest distance, before and after training on the
+longest band: the gradient that reaches the keys through the recurrence (Bengio et al. 1994;
+Hochreiter and Schmidhuber 1997).
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ from seqcli.translate import Translator
 KEYS = "abcdefgh"
 DISTRACTORS = "pqrstuvw"  # disjoint from KEYS, so a key can only be read from the first steps
 N_KEYS = 3
-CELLS = ("rnn", "gru", "lstm")
-SLOWEST_FIRST = ("gru", "lstm", "rnn")  # job order, so that the workers finish close together
+CELLS = ("rnn", "gru", "lstm", "mingru", "minlstm")
+SLOWEST_FIRST = ("gru", "lstm", "rnn", "minlstm", "mingru")  # job order: workers finish close together
 VOCAB_SIZE = 40  # a soft limit: SentencePiece keeps what the 16 symbols need
 VALID_PAIRS = 100
 MODEL = {
@@ -67,9 +71,9 @@ class Setting:
     """The sizes of one version of the experiment (full, or tiny for the smoke test)."""
 
     name: str
-    train_pairs: int
-    max_distance: int  # training distances T are drawn uniformly from 1..max_distance
-    test_distances: tuple[int, ...]
+    train_pairs: int  # per band
+    bands: tuple[tuple[int, int], ...]  # each trains its own models on distances T uniform in [lo, hi]
+    test_distances: tuple[int, ...]  # each tested with the models of the band it falls in
     test_pairs: int  # per test distance
     gradient_pairs: int  # the batch for gradient norms, all at the longest test distance
     updates: int
@@ -77,11 +81,16 @@ class Setting:
     learning_rate: float
     batching: str = "random"
 
+    def band_of(self, distance: int) -> tuple[int, int]:
+        return next(band for band in self.bands if band[0] <= distance <= band[1])
 
-# Random batching mixes distances in every batch. With buckets of similar length most batches
-# hold only long, hard examples, and in trials even the LSTM learnt nothing at all.
-FULL = Setting("full", 20000, 60, (1, 2, 3, 5, 10, 20, 30, 40, 50, 60), 200, 100, 2000, 2000, 0.002)
-TINY = Setting("tiny", 200, 10, (2, 5, 10), 10, 8, 5, 400, 0.002)
+
+# Random batching mixes the band's distances in every batch.
+FULL = Setting(
+    "full", 20000, ((1, 2), (3, 5), (6, 10), (11, 20), (21, 40), (41, 60)),
+    (1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60), 200, 100, 2000, 2000, 0.002,
+)  # fmt: skip
+TINY = Setting("tiny", 200, ((1, 3), (4, 10)), (2, 5, 10), 10, 8, 5, 400, 0.002)
 
 
 # The task ------------------------------------------------------------------------------
@@ -99,16 +108,19 @@ def distance_of(src: str) -> int:
     return len(src.split()) - N_KEYS
 
 
-def write_task(out: Path, setting: Setting, seed: int = 0) -> None:
-    """train, valid, test (test_pairs at each test distance) and gradient splits as
-    SPLIT.src / SPLIT.tgt; one data set for every cell and seed."""
-    rng = random.Random(seed)
+def write_task(out: Path, setting: Setting, band: tuple[int, int], seed: int = 0) -> None:
+    """One band's train, valid and test splits (test_pairs at each test distance in the band),
+    and for the longest band the gradient split, as SPLIT.src / SPLIT.tgt; one data set per band
+    for every cell and seed."""
+    rng = random.Random(seed * 1000 + band[0])
     top = max(setting.test_distances)
     splits = {
-        "train": [rng.randint(1, setting.max_distance) for _ in range(setting.train_pairs)],
-        "valid": [rng.randint(1, setting.max_distance) for _ in range(VALID_PAIRS)],
-        "test": [d for d in setting.test_distances for _ in range(setting.test_pairs)],
-        "gradient": [top] * setting.gradient_pairs,
+        "train": [rng.randint(*band) for _ in range(setting.train_pairs)],
+        "valid": [rng.randint(*band) for _ in range(VALID_PAIRS)],
+        "test": [
+            d for d in setting.test_distances if setting.band_of(d) == band for _ in range(setting.test_pairs)
+        ],
+        "gradient": [top] * setting.gradient_pairs if band[0] <= top <= band[1] else [],
     }
     out.mkdir(parents=True, exist_ok=True)
     for split, distances in splits.items():
@@ -117,10 +129,12 @@ def write_task(out: Path, setting: Setting, seed: int = 0) -> None:
         write_text_atomic(out / f"{split}.tgt", "".join(tgt + "\n" for _, tgt in pairs))
 
 
-def write_tokenizer(path: Path, data: Path) -> None:
+def write_tokenizer(path: Path, data: list[Path]) -> None:
     """One joint SentencePiece model for every run; raises unless it gives one piece per symbol,
     so that source position t is time step t of the encoder."""
-    lines = read_lines(data / "train.src") + read_lines(data / "train.tgt")
+    lines = [
+        line for folder in data for split in ("src", "tgt") for line in read_lines(folder / f"train.{split}")
+    ]
     model = train_sentencepiece(lines, TokenizerSpec("unigram", VOCAB_SIZE))
     symbols = " ".join(KEYS + DISTRACTORS)
     pieces = Tokenizer(model).encode_pieces([symbols])[0]
@@ -212,20 +226,21 @@ def trained_model(run_dir: Path) -> Seq2Seq:
     return model
 
 
-def scores_by_distance(run_dir: Path, data: Path, distances: tuple[int, ...]) -> dict[str, list[float]]:
-    """Per test distance, in % of the greedy outputs: "exact" (all keys right, in order) and
-    "keys" (keys right at their own position, chance 1 / len(KEYS)), which shows a partial
-    memory that exact match hides."""
+def scores_by_distance(run_dir: Path, data: Path) -> dict[str, dict[int, float]]:
+    """Per test distance of the band, in % of the greedy outputs: "exact" (all keys right, in
+    order) and "keys" (keys right at their own position, chance 1 / len(KEYS)), which shows a
+    partial memory that exact match hides."""
     src, tgt = read_lines(data / "test.src"), read_lines(data / "test.tgt")
     translator = Translator.from_run_dir(run_dir, {}, torch.device("cpu"))
     hyps = [h.split() for h in translator.translate_lines(src, beam_size=1)]
     golds = [g.split() for g in tgt]
-    exact, keys = [], []
-    for distance in distances:
+    exact: dict[int, float] = {}
+    keys: dict[int, float] = {}
+    for distance in sorted({distance_of(line) for line in src}):
         rows = [i for i, line in enumerate(src) if distance_of(line) == distance]
-        exact.append(100.0 * sum(hyps[i] == golds[i] for i in rows) / len(rows))
+        exact[distance] = 100.0 * sum(hyps[i] == golds[i] for i in rows) / len(rows)
         hits = sum(h == g for i in rows for h, g in zip(hyps[i], golds[i], strict=False))
-        keys.append(100.0 * hits / (N_KEYS * len(rows)))
+        keys[distance] = 100.0 * hits / (N_KEYS * len(rows))
     return {"exact": exact, "keys": keys}
 
 
@@ -235,42 +250,61 @@ def gradient_batch(tokenizer: Tokenizer, data: Path) -> Batch:
     return collate(encode_parallel(src, tgt, tokenizer, tokenizer, 10**9).examples)
 
 
-def train_and_measure(cell: str, seed: int, setting: Setting, root: Path) -> dict[str, Any]:
-    """One job: train (or reuse) one cell and seed, then its accuracy by distance and its
-    gradient norms at initialisation and after training; cached as measures.json."""
-    run_dir = root / f"{cell}-seed{seed}"
+def band_name(band: tuple[int, int]) -> str:
+    return f"T{band[0]}-{band[1]}"
+
+
+def train_and_measure(
+    cell: str, seed: int, band: tuple[int, int], setting: Setting, root: Path
+) -> dict[str, Any]:
+    """One job: train (or reuse) one cell and seed on one band, then its accuracy at the band's
+    test distances, and for the longest band its gradient norms at initialisation and after
+    training; cached as measures.json."""
+    run_dir = root / band_name(band) / f"{cell}-seed{seed}"
     measures = run_dir / "measures.json"
     if measures.exists():
         return load_json(measures)
     torch.set_num_threads(1)
-    data, spm = root / "data", root / "spm.model"
+    data, spm = root / band_name(band) / "data", root / "spm.model"
     config = run_config(cell, seed, setting, data)
     record = train_model(config, run_dir, str(spm))
-    tokenizer = Tokenizer.load(spm)  # joint: one model for both sides
-    batch = gradient_batch(tokenizer, data)
-    result = {
+    scores = scores_by_distance(run_dir, data)
+    result: dict[str, Any] = {
         "cell": cell,
         "seed": seed,
+        "band": list(band),
         "seconds": record["seconds"],
         "updates": record["updates"],
         "parameters": record["parameters"],
-        **scores_by_distance(run_dir, data, setting.test_distances),
-        "gradient_init": gradient_norms(initial_model(config, tokenizer.vocab_size), batch),
-        "gradient_trained": gradient_norms(trained_model(run_dir), batch),
+        "exact": {str(d): v for d, v in scores["exact"].items()},
+        "keys": {str(d): v for d, v in scores["keys"].items()},
     }
+    if read_lines(data / "gradient.src"):
+        tokenizer = Tokenizer.load(spm)  # joint: one model for both sides
+        batch = gradient_batch(tokenizer, data)
+        result["gradient_init"] = gradient_norms(initial_model(config, tokenizer.vocab_size), batch)
+        result["gradient_trained"] = gradient_norms(trained_model(run_dir), batch)
     write_json(measures, result)
     return result
 
 
 def run(work: Path, seeds: list[int], workers: int, tiny: bool) -> dict[str, Any]:
-    """Train and measure every cell x seed (reusing finished runs); writes work/memory/results.json."""
+    """Train and measure every cell x seed x band (reusing finished runs); writes
+    work/memory/results.json."""
     setting = TINY if tiny else FULL
     root = work / "memory" / setting.name
-    if not (root / "data" / "gradient.tgt").exists():
-        write_task(root / "data", setting)
+    for band in setting.bands:
+        if not (root / band_name(band) / "data" / "gradient.tgt").exists():
+            write_task(root / band_name(band) / "data", setting, band)
     if not (root / "spm.model").exists():
-        write_tokenizer(root / "spm.model", root / "data")
-    jobs = [(cell, seed, setting, root) for cell in SLOWEST_FIRST for seed in seeds]
+        write_tokenizer(root / "spm.model", [root / band_name(band) / "data" for band in setting.bands])
+    # Longest bands first, so that the workers finish close together.
+    jobs = [
+        (cell, seed, band, setting, root)
+        for band in reversed(setting.bands)
+        for cell in SLOWEST_FIRST
+        for seed in seeds
+    ]
     log(f"memory: {len(jobs)} runs of {setting.updates} updates, {workers} at a time")
     runs = in_workers(train_and_measure, jobs, workers)
     results = {
@@ -290,8 +324,24 @@ def run(work: Path, seeds: list[int], workers: int, tiny: bool) -> dict[str, Any
 # The report ----------------------------------------------------------------------------
 
 
-def runs_of(results: dict[str, Any], cell: str) -> list[dict[str, Any]]:
-    return [r for r in results["runs"] if r["cell"] == cell]
+def by_distance(results: dict[str, Any], cell: str, measure: str) -> list[list[float]]:
+    """Per seed, the measure at every test distance, each from the model of its band."""
+    distances = results["setting"]["test_distances"]
+    curves = []
+    for seed in results["seeds"]:
+        found = {
+            d: v
+            for r in results["runs"]
+            if (r["cell"], r["seed"]) == (cell, seed)
+            for d, v in r[measure].items()
+        }
+        curves.append([found[str(d)] for d in distances])
+    return curves
+
+
+def longest_band(results: dict[str, Any], cell: str) -> list[dict[str, Any]]:
+    """The runs of the longest band, which measured gradient norms."""
+    return [r for r in results["runs"] if r["cell"] == cell and "gradient_init" in r]
 
 
 def two_panels(width: float, height: float) -> tuple[Any, Any]:
@@ -307,14 +357,16 @@ def draw_accuracy(results: dict[str, Any], path: Path) -> None:
     distances = results["setting"]["test_distances"]
     for axes, (measure, label) in zip(panels, MEASURES.items(), strict=True):
         for cell in results["cells"]:
-            plot_with_spread(axes, distances, [r[measure] for r in runs_of(results, cell)], cell)
+            plot_with_spread(axes, distances, by_distance(results, cell, measure), cell)
             axes.lines[-1].set(linestyle=LINE_STYLES[cell], marker=MARKERS[cell])  # lines may coincide
         axes.set_title(label)
-        axes.set_xlabel("distance T (distractors after the keys)")
+        axes.set_xlabel("distance T (distractors after the keys), each band trained on its own")
+        axes.set_xscale("log")
+        axes.set_xticks(distances, [str(d) for d in distances])
         axes.set_ylim(-2, 102)
     panels[1].axhline(100 / len(results["keys"]), color="grey", linestyle=":", label="chance")
     panels[0].set_ylabel("%")
-    panels[1].legend(loc="center right")
+    panels[1].legend(loc="lower left")
     save_figure(figure, path)
 
 
@@ -323,7 +375,7 @@ def draw_gradients(results: dict[str, Any], path: Path) -> None:
     figure, panels = two_panels(11.0, 4.2)
     for axes, (key, title) in zip(panels, GRADIENTS.items(), strict=True):
         for cell in results["cells"]:
-            norms = [r[key] for r in runs_of(results, cell)]
+            norms = [r[key] for r in longest_band(results, cell)]
             plot_with_spread(axes, range(len(norms[0])), norms, cell)
             axes.lines[-1].set(linestyle=LINE_STYLES[cell], marker="")  # one point per step: no markers
         axes.set_yscale("log", nonpositive="mask")
@@ -334,8 +386,8 @@ def draw_gradients(results: dict[str, Any], path: Path) -> None:
     save_figure(figure, path)
 
 
-LINE_STYLES = {"rnn": "-", "gru": "--", "lstm": ":"}
-MARKERS = {"rnn": "o", "gru": "s", "lstm": "^"}
+LINE_STYLES = {"rnn": "-", "gru": "--", "lstm": ":", "mingru": "-.", "minlstm": (0, (5, 1))}
+MARKERS = {"rnn": "o", "gru": "s", "lstm": "^", "mingru": "v", "minlstm": "D"}
 MEASURES = {"exact": "exact match of the keys (%)", "keys": "keys right at their position (%)"}
 GRADIENTS = {"gradient_init": "at initialisation", "gradient_trained": "after training"}
 
@@ -346,23 +398,22 @@ def scientific(values: list[float]) -> str:
 
 
 def accuracy_table(results: dict[str, Any]) -> list[str]:
-    """Per cell, each measure by distance (mean ± sd over seeds) and the training seconds."""
+    """Per cell, each measure by distance (mean ± sd over seeds) and the seconds per model."""
     distances = results["setting"]["test_distances"]
     rows = []
     for cell in results["cells"]:
-        runs = runs_of(results, cell)
-        seconds = spread([r["seconds"] for r in runs], 0)
+        seconds = spread([r["seconds"] for r in results["runs"] if r["cell"] == cell], 0)
         for measure in MEASURES:
-            columns = zip(*(r[measure] for r in runs), strict=True)
+            columns = zip(*by_distance(results, cell, measure), strict=True)
             rows.append([cell, measure, seconds, *(spread(list(c)) for c in columns)])
             seconds = ""
-    return table(["cell", "measure", "training seconds", *(f"T={d}" for d in distances)], rows)
+    return table(["cell", "measure", "seconds per model", *(f"T={d}" for d in distances)], rows)
 
 
 def gradient_table(results: dict[str, Any], steps_back: list[int]) -> list[str]:
     rows = []
     for cell in results["cells"]:
-        runs = runs_of(results, cell)
+        runs = longest_band(results, cell)
         for key, name in (("gradient_init", "initial"), ("gradient_trained", "trained")):
             rows.append([cell, name, *(scientific([r[key][d] for r in runs]) for d in steps_back)])
     return table(["cell", "weights", *(f"{d} back" for d in steps_back)], rows)
@@ -374,34 +425,35 @@ def section(results: dict[str, Any], figures: Path) -> list[str]:
     draw_gradients(results, figures / "memory-gradients.png")
     setting, model = results["setting"], results["model"]
     n_keys, top = results["n_keys"], max(setting["test_distances"])
-    length = len(results["runs"][0]["gradient_init"])
+    length = len(longest_band(results, results["cells"][0])[0]["gradient_init"])
     steps_back = sorted({0, 10, 30, length - n_keys, length - 1} & set(range(length)))
     keys, distractors = results["keys"], results["distractors"]
+    bands = ", ".join(f"{lo}-{hi}" for lo, hi in setting["bands"])
     return [
-        "## 1. Memory over distance: RNN vs GRU vs LSTM",
+        "## 1. Memory over distance: RNN, GRU, LSTM, minGRU, minLSTM",
         "",
         f"Source: {n_keys} key symbols (from {keys[0]}..{keys[-1]}) followed by T distractors (from"
-        f" {distractors[0]}..{distractors[-1]}); target: the {n_keys} keys."
-        f" Training: {setting['train_pairs']:,} pairs, T uniform in 1..{setting['max_distance']};"
-        f" test: {setting['test_pairs']} pairs at each T.",
+        f" {distractors[0]}..{distractors[-1]}); target: the {n_keys} keys. Each band of distances"
+        f" ({bands}) trains its own models on {setting['train_pairs']:,} pairs with T uniform in"
+        f" the band, tested with {setting['test_pairs']} pairs at each test distance in it.",
         f"Model: attention {model['attention']}, unidirectional encoder, {model['encoder_layers']} layer,"
         f" hidden {model['hidden_size']}, embedding {model['embedding_size']}, dropout {model['dropout']},"
         " no input feeding, so the encoder's final state is the only path from source to target.",
         f"{setting['updates']:,} updates of about {setting['batch_tokens']:,} tokens ({setting['batching']}"
         f" batching), Adam at {setting['learning_rate']}, one torch thread; greedy search."
-        f" Seeds {results['seeds']} (one data set; the seed sets the initial weights and the batch"
-        " order): mean ± sd in the tables, lowest to highest seed as the bands of the figures.",
+        f" Seeds {results['seeds']} (one data set per band; the seed sets the initial weights and the"
+        " batch order): mean ± sd in the tables, lowest to highest seed as the bands of the figures.",
         "",
         f"Exact match (%): all {n_keys} keys right, in order; keys (%): keys right at their own"
-        f" position (chance {100 / len(keys):.1f}). Training seconds per model:",
+        f" position (chance {100 / len(keys):.1f}):",
         "",
         *accuracy_table(results),
         "![Exact match and key accuracy by distance, one line per cell](figures/memory-accuracy.png)",
         "",
         f"Gradient reaching the encoder: for {setting['gradient_pairs']} sources with T = {top}"
         f" ({length} steps), the norm of dL/dh_t of each example's summed cross-entropy, averaged"
-        " over the examples, at initialisation and with the trained weights (mean ± sd over seeds;"
-        " for the LSTM, h_t only, not the cell c_t).",
+        " over the examples, at initialisation and with the weights trained on the longest band"
+        " (mean ± sd over seeds; for the LSTM, h_t only, not the cell c_t).",
         f"The last key is {length - n_keys} steps back, the first {length - 1}.",
         "",
         *gradient_table(results, steps_back),

@@ -50,7 +50,7 @@ def timed_updates(trainer: Trainer, batches: list[list[int]], warmup: int) -> fl
     """Target tokens per second over `batches` after `warmup` of them untimed."""
     task = trainer.task
     assert isinstance(task, TranslationTask)
-    examples = task.train_data.examples
+    examples = task.train_items
     for indices in batches[:warmup]:
         trainer.train_update([[examples[i] for i in indices]], 0)
     tokens, started = 0, time.perf_counter()
@@ -83,7 +83,7 @@ def main() -> None:
         trainers = {cells[0]: first, **{cell: trainer_for(cell, args, work, str(spm)) for cell in cells[1:]}}
         task = first.task
         assert isinstance(task, TranslationTask)
-        batches = bucket_batches(task.train_data.examples, first.config.train.batch_tokens, seed=1)
+        batches = bucket_batches(task.train_items, first.config.train.batch_tokens, seed=1)
         speeds: dict[str, list[float]] = {cell: [] for cell in cells}
         for repeat in range(args.repeats):
             for cell in cells:

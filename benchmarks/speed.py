@@ -80,7 +80,7 @@ def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str
     trainer = new_trainer(config, Path(args.run_dir) / "bench-unused", str(device))
     task = trainer.task
     assert isinstance(task, TranslationTask)
-    examples = task.train_data.examples
+    examples = task.train_items
     batches = bucket_batches(examples, config.train.batch_tokens, seed=1)
     for indices in batches[: args.warmup_steps]:
         trainer.train_update([[examples[i] for i in indices]], 0)

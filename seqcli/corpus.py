@@ -1,18 +1,22 @@
-"""Parallel corpora: reading PREFIX.LANG files, length filters and token-bucketed batches."""
+"""Parallel corpora: reading PREFIX.LANG files, batches of similar or mixed lengths, padded tensors."""
 
 from __future__ import annotations
 
-import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from seqcli.errors import DataError
+from seqcli.store import Example
 from seqcli.textio import read_nonempty_file
 from seqcli.tokenizer import Sampling, Tokenizer
 from seqcli.vocab import BOS_ID, EOS_ID, PAD_ID
+
+__all__ = ["Batch", "EncodedCorpus", "Example", "bucket_batches", "collate", "make_batches", "read_parallel"]
 
 
 def corpus_paths(prefix: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]:
@@ -28,14 +32,6 @@ def read_parallel(prefix: str, src_lang: str, tgt_lang: str) -> tuple[list[str],
             f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: parallel files must align"
         )
     return src, tgt
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training pair as piece ids, without BOS/EOS."""
-
-    src: list[int]
-    tgt: list[int]
 
 
 @dataclass(frozen=True)
@@ -107,63 +103,86 @@ def collate(examples: list[Example]) -> Batch:
     return Batch(src, lengths, tgt_in, tgt_out)
 
 
-def _padded_size(example: Example) -> int:
-    return max(len(example.src), len(example.tgt) + 1)
+def lengths_of(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target lengths of examples, each (n,) int."""
+    src = np.fromiter((len(e.src) for e in examples), np.int64, len(examples))
+    tgt = np.fromiter((len(e.tgt) for e in examples), np.int64, len(examples))
+    return src, tgt
 
 
-def bucket_batches(examples: list[Example], batch_tokens: int, seed: int) -> list[list[int]]:
-    """Group example indices into batches of about batch_tokens padded tokens.
+def length_batches(
+    src_lengths: np.ndarray,
+    tgt_lengths: np.ndarray,
+    batching: str,
+    batch_tokens: int,
+    seed: int,
+    candidates: np.ndarray | None = None,
+) -> list[np.ndarray]:
+    """Batches of pair indices (of candidates, or all) by the configured scheme:
 
-    Examples are sorted by length (ties broken at random) so that a batch holds pairs of
-    similar length and little padding; the order of the batches is then shuffled. The
-    result depends only on the examples, batch_tokens and seed, which makes resuming exact.
+    "buckets": sorted by target then source length (ties broken at random), cut into batches
+    of at most batch_tokens padded tokens (a batch costs its longest pair's size times its
+    pairs), the batches shuffled: little padding, the fewest steps.
+    "random": in random order, cut into batches of at most batch_tokens real tokens: the
+    encoder skips padding and every batch mixes short and long pairs, which learns more per
+    update early on.
+
+    A pair's size is max(source, target + 1) tokens; a lone pair may cost more than the
+    budget. The result depends only on the lengths, batch_tokens and seed (exact resumption).
     """
-    rng = random.Random(seed)
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    order.sort(key=lambda i: (len(examples[i].tgt), len(examples[i].src)))
-    batches = _cut(examples, order, batch_tokens, padded=True)
-    rng.shuffle(batches)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.arange(len(src_lengths)) if candidates is None else candidates)
+    if batching == "buckets":
+        order = order[np.lexsort((src_lengths[order], tgt_lengths[order]))]  # stable: ties stay random
+    sizes = np.maximum(src_lengths[order], tgt_lengths[order] + 1)
+    bounds = _padded_cuts(sizes, batch_tokens) if batching == "buckets" else _real_cuts(sizes, batch_tokens)
+    batches = [order[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+    if batching == "buckets":
+        rng.shuffle(batches)  # type: ignore[arg-type]
     return batches
 
 
-def random_batches(examples: list[Example], batch_tokens: int, seed: int) -> list[list[int]]:
-    """Group example indices, in random order, into batches of about batch_tokens real tokens.
-
-    A pair counts max(source, target + 1) tokens, padding not included: the encoder skips
-    padding (`cells.run_rnn`) and the training decoder steps only the sentences still going, so a
-    batch of mixed lengths costs its real tokens. Every batch mixes short and long pairs,
-    which early in training learns more per update than same-length batches do. Depends only
-    on the examples, batch_tokens and seed (exact resumption).
-    """
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    return _cut(examples, order, batch_tokens, padded=False)
-
-
-def _cut(examples: list[Example], order: list[int], batch_tokens: int, padded: bool) -> list[list[int]]:
-    """Cut order into consecutive batches costing at most batch_tokens (a lone pair may cost
-    more): padded, the longest pair's size times the pairs; otherwise the sum of their sizes."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = filled = 0
-    for index in order:
-        size = _padded_size(examples[index])
-        cost = max(longest, size) * (len(current) + 1) if padded else filled + size
-        if current and cost > batch_tokens:
-            batches.append(current)
-            current, longest, filled = [], 0, 0
-        current.append(index)
-        longest, filled = max(longest, size), filled + size
-    if current:
-        batches.append(current)
-    return batches
+def _padded_cuts(sizes: np.ndarray, budget: int) -> list[int]:
+    """Batch boundaries in sizes: each batch as many pairs as fit `max size x pairs <= budget`."""
+    bounds, start, n = [0], 0, len(sizes)
+    while start < n:
+        window = 256
+        while True:  # grow the window until the budget is passed inside it (or the end is reached)
+            longest = np.maximum.accumulate(sizes[start : start + window])
+            over = np.nonzero(longest * np.arange(1, len(longest) + 1) > budget)[0]
+            if len(over) or start + window >= n:
+                break
+            window *= 2
+        start += max(int(over[0]) if len(over) else len(longest), 1)
+        bounds.append(start)
+    return bounds
 
 
-def make_batches(examples: list[Example], batching: str, batch_tokens: int, seed: int) -> list[list[int]]:
-    """Training batches by the configured scheme: "buckets" or "random"."""
-    maker = random_batches if batching == "random" else bucket_batches
-    return maker(examples, batch_tokens, seed)
+def _real_cuts(sizes: np.ndarray, budget: int) -> list[int]:
+    """Batch boundaries in sizes: each batch as many pairs as fit `sum of sizes <= budget`."""
+    totals = np.cumsum(sizes)
+    bounds, start, n = [0], 0, len(sizes)
+    while start < n:
+        before = int(totals[start - 1]) if start else 0
+        end = int(np.searchsorted(totals, before + budget, side="right"))
+        start = max(end, start + 1)
+        bounds.append(start)
+    return bounds
+
+
+def bucket_batches(examples: Sequence[Example], batch_tokens: int, seed: int) -> list[list[int]]:
+    """`length_batches` "buckets" of a list of examples, as lists of indices."""
+    return make_batches(examples, "buckets", batch_tokens, seed)
+
+
+def random_batches(examples: Sequence[Example], batch_tokens: int, seed: int) -> list[list[int]]:
+    """`length_batches` "random" of a list of examples, as lists of indices."""
+    return make_batches(examples, "random", batch_tokens, seed)
+
+
+def make_batches(examples: Sequence[Example], batching: str, batch_tokens: int, seed: int) -> list[list[int]]:
+    """Training batches of a list of examples by the configured scheme: "buckets" or "random"."""
+    return [b.tolist() for b in length_batches(*lengths_of(examples), batching, batch_tokens, seed)]
 
 
 def padding_fraction(examples: list[Example], batches: list[list[int]]) -> float:

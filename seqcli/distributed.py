@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -131,7 +131,9 @@ def torchrun_job(device: str) -> Iterator[str]:
     leave_torchrun_job()
 
 
-def shard_updates(batches: list[list[int]], world: World, accum_steps: int) -> list[list[list[int]]]:
+def shard_updates(
+    batches: Sequence[Sequence[int]], world: World, accum_steps: int
+) -> list[Sequence[Sequence[int]]]:
     """This rank's micro-batches, grouped by update: a list of updates of accum_steps batches.
 
     Every rank computes the same batch list. Update u covers the batches

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from seqcli.config import Config
 from seqcli.device import has_native_bf16, pick_device
 from seqcli.distributed import World, current_world
 from seqcli.tokenizer import Tokenizer
@@ -26,21 +27,21 @@ from seqcli.tokenizer import Tokenizer
 class TaskSetting:
     """Where and how a task trains, decided before it is built."""
 
+    run_dir: Path  # where the task keeps its data (the training corpus's token store)
     device: torch.device
     world: World
     sampler: torch.Generator  # the task's own random draws; saved with the training state
     use_bf16: bool  # bfloat16 autocast of the training forward pass
 
     @classmethod
-    def seeded(cls, seed: int, device: str, bf16: bool) -> TaskSetting:
+    def seeded(cls, run_dir: Path, seed: int, device: str, bf16: bool) -> TaskSetting:
         """Seed torch's and Python's generators (the model the task then builds starts from the
         same weights for the same seed), pick the device, and use bf16 where it runs in hardware."""
         torch.manual_seed(seed)
         random.seed(seed)
         picked = pick_device(device)
-        return cls(
-            picked, current_world(), torch.Generator().manual_seed(seed), bf16 and has_native_bf16(picked)
-        )
+        sampler = torch.Generator().manual_seed(seed)
+        return cls(Path(run_dir), picked, current_world(), sampler, bf16 and has_native_bf16(picked))
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class TrainingTask(Protocol):
     """One kind of training run, as the loop sees it."""
 
     setting: TaskSetting
+    config: Config  # as the task resolved it (settings derived from the data filled in)
+    warnings: list[str]  # what the user must know about the data, said once at the start
 
     @property
     def model(self) -> nn.Module:
@@ -94,8 +97,8 @@ class TrainingTask(Protocol):
         """Sizes for the start-of-run line: parameters, examples, vocabularies."""
         ...
 
-    def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """The batches of one epoch, as lists of indices into train_items."""
+    def epoch_batches(self, epoch: int) -> Sequence[Sequence[int]]:
+        """The batches of one epoch, as sequences of indices into train_items."""
         ...
 
     def batch_loss(self, model: nn.Module, items: Sequence[Any], step: int) -> BatchLoss:

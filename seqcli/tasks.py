@@ -24,27 +24,30 @@ TASKS: dict[str, Callable[[Config, TaskSetting, tuple[Tokenizer, Tokenizer] | No
 
 
 def build_task(
-    config: Config, device: str = "auto", tokenizers: tuple[Tokenizer, Tokenizer] | None = None
+    config: Config, run_dir: Path, device: str = "auto", tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> TrainingTask:
-    """The task of config.data.task, its random generators seeded from train.seed first (so
-    that the same seed builds the same initial weights); `tokenizers` skip training new ones."""
-    setting = TaskSetting.seeded(config.train.seed, device, config.train.bf16)
+    """The task of config.data.task for a run in run_dir, its random generators seeded from
+    train.seed first (so that the same seed builds the same initial weights); `tokenizers` skip
+    training new ones."""
+    setting = TaskSetting.seeded(run_dir, config.train.seed, device, config.train.bf16)
     return TASKS[config.data.task](config, setting, tokenizers)
 
 
 def new_trainer(
     config: Config, run_dir: Path, device: str = "auto", tokenizers: tuple[Tokenizer, Tokenizer] | None = None
 ) -> Trainer:
-    """A trainer for a new run in run_dir."""
-    return Trainer(config, run_dir, build_task(config, device, tokenizers))
+    """A trainer for a new run in run_dir (the configuration as the task resolved it)."""
+    task = build_task(config, run_dir, device, tokenizers)
+    return Trainer(task.config, run_dir, task)
 
 
 def resume_trainer(run_dir: Path, config: Config, device: str = "auto") -> Trainer:
     """A trainer for an existing run, restored from its saved state; only limits (steps,
     epochs, minutes, patience) may differ from the stored configuration."""
     check_resumable(run_dir, config)
-    trainer = Trainer(config, run_dir, build_task(config, device, checkpoint.load_tokenizers(run_dir)))
+    task = build_task(config, run_dir, device, checkpoint.load_tokenizers(run_dir))
+    trainer = Trainer(task.config, run_dir, task)
     trainer.restore_training_state()
     checkpoint.rewind(run_dir, trainer.loop.step)
-    checkpoint.save_config(run_dir, config)
+    checkpoint.save_config(run_dir, trainer.config)
     return trainer

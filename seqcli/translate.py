@@ -29,6 +29,7 @@ from seqcli.vocab import BOS_ID, EOS_ID
 STREAM_CHUNK_LINES = 2000
 
 EMPTY = Hypothesis(tokens=[], score=0.0, normalized_score=0.0)
+DEFAULT_LENGTH_OFFSET = 10  # outputs may be this many pieces longer than ratio x source
 
 
 def decode_with_overrides(decode: DecodeConfig, overrides: dict[str, object]) -> DecodeConfig:
@@ -92,6 +93,7 @@ class Translator:
     def max_lengths(self, src_lengths: list[int]) -> torch.Tensor:
         """The most pieces each output may have, relative to its source length. (B,)"""
         ratio, offset = self.decode.max_length_ratio, self.decode.max_length_offset
+        offset = DEFAULT_LENGTH_OFFSET if offset < 0 else offset  # not derived from training data
         return torch.tensor([max(1, math.ceil(ratio * n) + offset) for n in src_lengths], dtype=torch.long)
 
     @torch.inference_mode()

@@ -216,7 +216,9 @@ def test_the_entropy_bonus_pushes_towards_uniform() -> None:
         query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output
     )
     real = torch.ones(1, 8, dtype=torch.bool)
-    loss = Reinforce(entropy_weight=1.0)(readout.at(real), torch.full((8,), 5), 0.0, torch.Generator().manual_seed(0))
+    loss = Reinforce(entropy_weight=1.0)(
+        readout.at(real), torch.full((8,), 5), 0.0, torch.Generator().manual_seed(0)
+    )
     loss.backward()
     grad = attention.key_projection.weight.grad
     assert grad is not None and grad[0, 0] > 0  # lowering position 0's large score raises the entropy

@@ -53,18 +53,24 @@ def test_a_very_long_line_is_translated_not_dropped(trained_run: Path) -> None:
     assert len(result.stdout.split("\n")) == 4 and result.stdout.split("\n")[1] != ""
 
 
-def test_training_filters_long_pairs_and_reports_the_count(toy_dir: Path, tmp_path: Path) -> None:
+def test_pairs_left_out_are_said_with_count_share_and_option(toy_dir: Path, tmp_path: Path) -> None:
     src = (toy_dir / "valid.src").read_text().splitlines()
     tgt = (toy_dir / "valid.tgt").read_text().splitlines()
     src[0] = " ".join(["Montag, 1. März 1999"] * 50)
+    tgt[1] = ""  # an empty side is never trained on
     (tmp_path / "train.src").write_text("\n".join(src) + "\n")
     (tmp_path / "train.tgt").write_text("\n".join(tgt) + "\n")
-    result = run_cli(
-        "train", "--train", str(tmp_path / "train"), "--valid", str(toy_dir / "valid"), *TINY_TRAIN_ARGS,
-        "--set", "data.max_tokens_per_sentence=60", "--max-steps", "2", "--eval-every", "2",
-        "--out", str(tmp_path / "run"),
-    )  # fmt: skip
-    assert "filtered_pairs 1" in result.stderr
+    args = ["train", "--train", str(tmp_path / "train"), "--valid", str(toy_dir / "valid"), *TINY_TRAIN_ARGS,
+            "--max-steps", "2", "--eval-every", "2"]  # fmt: skip
+    limited = run_cli(*args, "--set", "data.max_tokens_per_sentence=60", "--out", str(tmp_path / "run"))
+    assert "warning: 1 of 100 training pairs (1.00%) have an empty side and are left out" in limited.stderr
+    assert (
+        "warning: 1 of 100 training pairs (1.00%) have a side longer than 60 pieces and are left out;"
+        " --set data.max_tokens_per_sentence=0 keeps them" in limited.stderr
+    )
+    assert "train_pairs 98, left_out 2" in limited.stderr
+    kept = run_cli(*args, "--out", str(tmp_path / "all"))  # by default the longest pair sets the length
+    assert "longer than" not in kept.stderr and "train_pairs 99, left_out 1" in kept.stderr
 
 
 @pytest.mark.parametrize(
@@ -99,13 +105,13 @@ def test_parallel_files_with_different_lengths(toy_dir: Path, tmp_path: Path) ->
 
 
 def test_an_existing_run_dir_is_never_overwritten(trained_run: Path, toy_dir: Path) -> None:
-    before = {p.name: p.read_bytes() for p in trained_run.iterdir()}
+    before = {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()}
     result = run_cli(
         "train", "--train", str(toy_dir / "train"), "--valid", str(toy_dir / "valid"),
         "--src-lang", "src", "--tgt-lang", "tgt", "--out", str(trained_run), check=False,
     )  # fmt: skip
     assert_one_line_error(result, 2, "directory exists and is not empty")
-    assert {p.name: p.read_bytes() for p in trained_run.iterdir()} == before
+    assert {p: p.read_bytes() for p in trained_run.rglob("*") if p.is_file()} == before
 
 
 def test_tokenize_refuses_to_overwrite_its_input(tmp_path: Path, trained_run: Path) -> None:

@@ -125,7 +125,7 @@ def test_parallel_sampling_trains_on_the_first_pass_guesses(toy_dir: Path) -> No
         return output
 
     trainer.model.eval()  # no dropout: the guesses below are reproducible
-    examples = trainer.task.train_data.examples
+    examples = list(trainer.task.train_items)
     batch = [examples[i] for i in bucket_batches(examples, 800, seed=0)[0]]
     tensors = collate(batch)
     gold = tensors.tgt_in
@@ -145,7 +145,7 @@ def test_parallel_sampling_learns(toy_dir: Path) -> None:
     config = tiny_config(toy_dir, teacher_forcing="linear", tf_start=1.0, tf_slope=0.01, tf_min=0.5,
                          scheduled_sampling="parallel", learning_rate=0.005)  # fmt: skip
     trainer = new_trainer(config, toy_dir / "unused-run", "cpu")
-    examples = trainer.task.train_data.examples
+    examples = list(trainer.task.train_items)
     batches = bucket_batches(examples, 800, seed=0)
     losses = []
     for step, indices in enumerate(batches[:60]):
@@ -199,7 +199,7 @@ def test_logits_for_real_positions_only_match_the_padded_pass(
 def test_random_batching_trains(toy_dir: Path) -> None:
     config = tiny_config(toy_dir, batching="random", batch_tokens=600, learning_rate=0.005)
     trainer = new_trainer(config, toy_dir / "unused-run", "cpu")
-    examples = trainer.task.train_data.examples
+    examples = list(trainer.task.train_items)
     losses = []
     for step, indices in enumerate(random_batches(examples, 600, seed=0)[:60]):
         lengths = {len(examples[i].tgt) for i in indices}

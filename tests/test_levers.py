@@ -43,7 +43,7 @@ def test_subword_sampling_redraws_each_epoch_and_repeats_for_the_same_epoch(
 ) -> None:
     trainer = _trainer(toy_dir, tmp_path / "run", tokenizer={"sampling_alpha": 0.2})
     task = trainer.task
-    best = [e.src for e in task.train_data.examples]
+    best = [e.src for e in task.train_items]
     task.epoch_batches(1)
     first = [e.src for e in task.train_items]
     task.epoch_batches(2)

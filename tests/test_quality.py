@@ -173,7 +173,7 @@ def test_bf16_autocast_only_where_the_hardware_has_it(
     trainer = new_trainer(config, tmp_path / "run", "cpu")  # type: ignore[arg-type]
     seen: list[torch.dtype] = []
     trainer.model.decoder.output.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
-    loss, tokens = trainer.train_update([trainer.task.train_data.examples[:8]], 0)
+    loss, tokens = trainer.train_update([list(trainer.task.train_items)[:8]], 0)
     assert math.isfinite(loss) and tokens > 0
     assert seen and set(seen) == {torch.bfloat16 if native else torch.float32}  # every step's output layer
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

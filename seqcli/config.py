@@ -18,7 +18,7 @@ SAMPLING_MODES = ("sequential", "parallel")
 RNN_INITS = ("torch", "xavier")
 DROPOUT_PLACEMENTS = ("output", "input")
 BATCHINGS = ("buckets", "random")
-TOKENIZER_TYPES = ("unigram", "bpe", "char")
+TOKENIZER_TYPES = ("auto", "unigram", "bpe", "word", "char")
 TASKS = ("translation", "skip-thought")
 LR_SCHEDULES = ("constant", "inverse_sqrt", "cosine")
 KERNELS = ("fast", "reference")
@@ -81,21 +81,30 @@ class DataConfig:
     valid: str = option("", "Validation corpus prefix.", flag="--valid")
     src_lang: str = option("src", "Source file suffix, e.g. de.", flag="--src-lang")
     tgt_lang: str = option("tgt", "Target file suffix, e.g. en.", flag="--tgt-lang")
-    max_tokens_per_sentence: int = 100  # longer training pairs are filtered out (counted)
+    # Training pairs with a side longer than this many pieces are left out (and said so on
+    # stderr); 0: none is, the longest pair sets the length.
+    max_tokens_per_sentence: int = 0
 
     def __post_init__(self) -> None:
-        _check_range("data", "max_tokens_per_sentence", self.max_tokens_per_sentence, 1)
+        _check_range("data", "max_tokens_per_sentence", self.max_tokens_per_sentence, 0)
         _check_choices("data", self)
 
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    """SentencePiece models: trained on the training corpus unless paths are given."""
+    """SentencePiece models: trained on the training corpus unless paths are given.
+
+    type "auto" and vocab_size 0 are decided from the training corpus (seqcli.levels): word
+    level for small closed vocabularies, unigram subwords for natural language.
+    """
 
     type: str = option(
-        "unigram", "SentencePiece model type.", flag="--tokenizer-type", choices=TOKENIZER_TYPES
+        "auto",
+        "Vocabulary level: whole words, characters or SentencePiece subwords (auto: from the data).",
+        flag="--tokenizer-type",
+        choices=TOKENIZER_TYPES,
     )
-    vocab_size: int = option(8000, "SentencePiece vocabulary size.", flag="--vocab-size")
+    vocab_size: int = option(0, "Vocabulary size, an upper bound (0: from the data).", flag="--vocab-size")
     joint: bool = option(True, "One SentencePiece model for both sides, or two.", flag="--joint/--separate")
     character_coverage: float = 1.0
     # Subword regularization: the training side is re-segmented each epoch, validation and
@@ -114,12 +123,14 @@ class TokenizerConfig:
 
     def __post_init__(self) -> None:
         _check_choices("tokenizer", self)
-        _check_range("tokenizer", "vocab_size", self.vocab_size, 8)
+        if self.vocab_size:
+            _check_range("tokenizer", "vocab_size", self.vocab_size, 8)
         _check_range("tokenizer", "character_coverage", self.character_coverage, 0.9, 1.0)
         _check_range("tokenizer", "sampling_alpha", self.sampling_alpha, 0.0, 1.0)
-        if self.sampling_alpha and self.type == "char":
+        if self.sampling_alpha and self.type in ("char", "word"):
             raise ConfigError(
-                "tokenizer.sampling_alpha: a char model has one segmentation; sampling needs unigram or bpe"
+                f"tokenizer.sampling_alpha: a {self.type} model has one segmentation;"
+                " sampling needs unigram or bpe"
             )
         if self.sampling_nbest == 0 or self.sampling_nbest < -1:
             raise ConfigError(
@@ -316,7 +327,9 @@ class DecodeConfig:
     length_penalty: float = 1.0  # GNMT alpha; 0 turns it off
     batch_size: int = 64
     max_length_ratio: float = 1.5  # output at most ratio * source pieces + offset
-    max_length_offset: int = 10
+    # -1: from the training data, so that the longest output seen in training fits (training
+    # stores the value it derives in the run's config.toml).
+    max_length_offset: int = -1
 
     def __post_init__(self) -> None:
         _check_range("decode", "beam_size", self.beam_size, 1)
@@ -324,6 +337,7 @@ class DecodeConfig:
         _check_range("decode", "batch_size", self.batch_size, 1)
         _check_range("decode", "length_penalty", self.length_penalty, 0.0)
         _check_range("decode", "max_length_ratio", self.max_length_ratio, 0.0)
+        _check_range("decode", "max_length_offset", self.max_length_offset, -1)
         if self.n_best > self.beam_size:
             raise ConfigError(f"decode.n_best: {self.n_best} exceeds beam_size {self.beam_size}")
 

@@ -13,18 +13,16 @@ override. Without --config, `seqcli train` picks one from the device and the cor
 - "gpu-base": seqcli's defaults, a 2-layer BiLSTM encoder and LSTM decoder of 512 with input
   feeding (16.9M parameters on an 8,000-piece vocabulary): sized for a GPU or hours of CPU.
 
-The SentencePiece vocabulary follows the corpus size in both: small corpora get fewer pieces,
-so each piece is seen often enough to learn.
+Neither sets the vocabulary: its level, size and sharing come from the data (seqcli.levels),
+and the small preset shares the source and target embeddings only over one joint vocabulary.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu-small": {
-        "tokenizer": {"type": "unigram", "joint": True},
         "model": {
             "cell": "lstm",
             "embedding_size": 256,
@@ -60,24 +58,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 PRESET_NAMES = ("auto", *PRESETS)
 
 
-def vocabulary_size(pairs: int) -> int:
-    """Joint SentencePiece pieces for a corpus of this many training pairs."""
-    if pairs < 10_000:
-        return 2000
-    if pairs < 60_000:
-        return 4000
-    return 8000
-
-
-def count_pairs(train_prefix: str, src_lang: str) -> int:
-    """Lines of the training source file (0 when it cannot be read: training then says why)."""
-    try:
-        with open(Path(f"{train_prefix}.{src_lang}"), "rb") as handle:
-            return sum(1 for _ in handle)
-    except OSError:
-        return 0
-
-
 def choose_preset(device_type: str, pairs: int) -> str:
     """The preset for a device ("cpu", "cuda") and a corpus: a GPU affords the base model on
     any corpus of some size; a CPU, or a corpus too small for the base model's 13-17M
@@ -85,11 +65,10 @@ def choose_preset(device_type: str, pairs: int) -> str:
     return "gpu-base" if device_type == "cuda" and pairs >= 10_000 else "cpu-small"
 
 
-def preset_config(name: str, pairs: int, joint: bool = True) -> dict[str, dict[str, Any]]:
-    """The preset's sections, with the vocabulary sized for `pairs` training pairs; with one
-    vocabulary per side (joint False) the source and target embeddings stay apart."""
+def preset_config(name: str, joint: bool = True) -> dict[str, dict[str, Any]]:
+    """The preset's sections; with one vocabulary per side (joint False) the source and target
+    embeddings stay apart."""
     values = {section: dict(options) for section, options in PRESETS[name].items()}
-    values.setdefault("tokenizer", {})["vocab_size"] = vocabulary_size(pairs)
     if not joint and "model" in values:
         values["model"]["shared_embeddings"] = False
     return values

@@ -9,7 +9,7 @@ data.task = "skip-thought", src.spm = tgt.spm, best/last weights, log.jsonl).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,11 @@ class Triple:
 
 
 def make_triples(documents: list[list[list[int]]], max_tokens: int) -> list[Triple]:
-    """Every sentence with a neighbour on both sides; sentences are cut to max_tokens pieces."""
+    """Every sentence with a neighbour on both sides; sentences are cut to max_tokens pieces
+    (0: not cut)."""
     triples = []
     for sentences in documents:
-        cut = [s[:max_tokens] for s in sentences]
+        cut = [s[:max_tokens] for s in sentences] if max_tokens else sentences
         for i in range(1, len(cut) - 1):
             if cut[i - 1] and cut[i] and cut[i + 1]:
                 triples.append(Triple(cut[i - 1], cut[i], cut[i + 1]))
@@ -110,6 +111,7 @@ class SkipThoughtTask:
 
     def __init__(self, config: Config, setting: TaskSetting, tokenizers: tuple[Tokenizer, Tokenizer] | None):
         self.config, self.setting, self.device = config, setting, setting.device
+        self.warnings: list[str] = []
         train_docs = _read_sentence_documents(config.data.train, "train")
         valid_docs = _read_sentence_documents(config.data.valid, "valid")
         self.tokenizer = (
@@ -128,6 +130,9 @@ class SkipThoughtTask:
         tok = self.config.tokenizer
         if tok.src_model:
             return Tokenizer.load(Path(tok.src_model))
+        if tok.type == "auto" or not tok.vocab_size:  # books are natural language: subwords
+            tok = replace(tok, type=tok.type.replace("auto", "unigram"), vocab_size=tok.vocab_size or 8000)
+            self.config = replace(self.config, tokenizer=tok)
         spec = TokenizerSpec(tok.type, tok.vocab_size, tok.character_coverage)
         return Tokenizer(train_sentencepiece([s for d in train_docs for s in d], spec))
 
@@ -189,7 +194,7 @@ class SentenceEncoder:
 
     def __init__(self, model: SkipThought, tokenizer: Tokenizer, max_tokens: int, device: torch.device):
         self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.max_tokens = max_tokens  # longer sentences are cut, as in training
+        self.max_tokens = max_tokens or None  # longer sentences are cut, as in training (0: not)
 
     @classmethod
     def from_run_dir(cls, run_dir: Path, device: torch.device) -> SentenceEncoder:

@@ -22,7 +22,7 @@ __all__ = ["BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID", "Tokenizer", "TokenizerSpec",
 class TokenizerSpec:
     """How to train a SentencePiece model."""
 
-    type: str = "unigram"  # unigram, bpe or char
+    type: str = "unigram"  # unigram, bpe, char or word
     vocab_size: int = 8000
     character_coverage: float = 1.0
     byte_fallback: bool = False  # unknown characters become UTF-8 byte pieces instead of <unk>
@@ -32,19 +32,25 @@ def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
     """Train a model on sentences and return its serialized bytes.
 
     The vocabulary size is a soft limit, so a small corpus gets a smaller vocabulary
-    instead of an error.
+    instead of an error. A word model keeps each whitespace token whole (digits and changes
+    of script included); words outside its vocabulary become <unk>.
     """
     writer = io.BytesIO()
+    whole_words = spec.type == "word"
     try:
         with open(os.devnull, "w") as quiet:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter([s for s in sentences if s.strip()]),
+                sentence_iterator=(s for s in sentences if s.strip()),  # streamed; it samples
                 model_writer=writer,
                 model_type=spec.type,
                 vocab_size=spec.vocab_size,
                 character_coverage=spec.character_coverage,
                 hard_vocab_limit=False,
                 byte_fallback=spec.byte_fallback,
+                max_sentencepiece_length=512 if whole_words else 16,
+                split_by_number=not whole_words,
+                split_by_unicode_script=not whole_words,
+                max_sentence_length=1 << 20,  # long lines are learned from, not skipped
                 pad_id=PAD_ID,
                 unk_id=UNK_ID,
                 bos_id=BOS_ID,

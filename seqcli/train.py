@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -378,6 +378,10 @@ class Trainer:
 def check_resumable(run_dir: Path, config: Config) -> None:
     """A run can continue with new limits (steps, epochs, minutes, patience), not a new model."""
     stored = checkpoint.load_config(run_dir)
+    tok = config.tokenizer  # what it left to the data (type auto, vocab_size 0), as the run decided
+    if tok.type == "auto":
+        tok = replace(tok, type=stored.tokenizer.type, joint=stored.tokenizer.joint)
+    config = replace(config, tokenizer=replace(tok, vocab_size=tok.vocab_size or stored.tokenizer.vocab_size))
     for section in ("data", "tokenizer", "model"):
         if getattr(config, section) != getattr(stored, section):
             raise UsageError(f"--resume {run_dir}: the {section} settings differ from the stored run")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,25 +16,28 @@ from seqcli import checkpoint
 from seqcli.config import Config, parse_alphas
 from seqcli.corpus import (
     Batch,
-    EncodedCorpus,
     Example,
     bucket_batches,
     collate,
+    corpus_paths,
     encode_parallel,
-    make_batches,
+    length_batches,
     read_parallel,
 )
 from seqcli.errors import DataError
 from seqcli.kernels import KERNELS
+from seqcli.levels import count_lines, resolve
 from seqcli.loss import Reinforce
 from seqcli.metrics import score
 from seqcli.model.attention import Readout
 from seqcli.model.hard_attention import MixtureOutput
 from seqcli.model.seq2seq import Seq2Seq
+from seqcli.store import SampledExamples, TokenStore, write_store
 from seqcli.task import BatchLoss, BestRule, TaskSetting
 from seqcli.teacher import TeacherForcingSchedule, draw_gold_mask, mix_predictions
+from seqcli.textio import open_input
 from seqcli.tokenizer import Sampling, Tokenizer, TokenizerSpec, check_model_choice, train_sentencepiece
-from seqcli.translate import Translator
+from seqcli.translate import DEFAULT_LENGTH_OFFSET, Translator
 from seqcli.tune import PenaltyResult, best_alpha, tune_length_penalty
 from seqcli.vocab import PAD_ID, UNK_ID
 
@@ -42,10 +46,18 @@ from seqcli.vocab import PAD_ID, UNK_ID
 BEAM_PASS_IN_VALIDATIONS = 2.0
 
 
-def prepare_tokenizers(
-    config: Config, src_lines: list[str], tgt_lines: list[str]
-) -> tuple[Tokenizer, Tokenizer]:
-    """Load the given SentencePiece models, or train them on the training corpus."""
+STORE_DIR = "train.store"  # the run's training corpus as piece ids (seqcli.store)
+
+
+def stream_lines(*paths: Path) -> Iterator[str]:
+    """The lines of the files one after the other, read as they are used."""
+    for path in paths:
+        with open_input(path) as lines:
+            yield from lines
+
+
+def prepare_tokenizers(config: Config, sources: tuple[Path, Path]) -> tuple[Tokenizer, Tokenizer]:
+    """Load the given SentencePiece models, or train them on the training corpus (streamed)."""
     tok = config.tokenizer
     check_model_choice(tok.joint, tok.src_model, tok.tgt_model)
     spec = TokenizerSpec(tok.type, tok.vocab_size, tok.character_coverage)
@@ -54,20 +66,47 @@ def prepare_tokenizers(
         joint = (
             Tokenizer.load(Path(given))
             if given
-            else Tokenizer(train_sentencepiece(src_lines + tgt_lines, spec))
+            else Tokenizer(train_sentencepiece(stream_lines(*sources), spec))
         )
         return joint, joint
-    src = (
-        Tokenizer.load(Path(tok.src_model))
-        if tok.src_model
-        else Tokenizer(train_sentencepiece(src_lines, spec))
-    )
-    tgt = (
-        Tokenizer.load(Path(tok.tgt_model))
-        if tok.tgt_model
-        else Tokenizer(train_sentencepiece(tgt_lines, spec))
+    src, tgt = (
+        Tokenizer.load(Path(model)) if model else Tokenizer(train_sentencepiece(stream_lines(path), spec))
+        for model, path in ((tok.src_model, sources[0]), (tok.tgt_model, sources[1]))
     )
     return src, tgt
+
+
+def usable_pairs(
+    src_lengths: np.ndarray, tgt_lengths: np.ndarray, limit: int
+) -> tuple[np.ndarray, list[str]]:
+    """The pairs training can use (no empty side, no side over a limit above 0), and a sentence
+    for each kind of pair left out, naming its count, its share and the option to change."""
+    empty = (src_lengths == 0) | (tgt_lengths == 0)
+    too_long = ~empty & (np.maximum(src_lengths, tgt_lengths) > limit) if limit else np.zeros_like(empty)
+    total = len(src_lengths)
+    said = []
+    if empty.any():
+        count = int(empty.sum())
+        said.append(
+            f"{count:,} of {total:,} training pairs ({count / total:.2%}) have an empty side and are left out"
+        )
+    if too_long.any():
+        count = int(too_long.sum())
+        share = f"{count:,} of {total:,} training pairs ({count / total:.2%})"
+        said.append(
+            f"{share} have a side longer than {limit} pieces and are left out;"
+            " --set data.max_tokens_per_sentence=0 keeps them"
+        )
+    return np.nonzero(~(empty | too_long))[0], said
+
+
+def output_length_offset(src_lengths: np.ndarray, tgt_lengths: np.ndarray, ratio: float) -> int:
+    """The smallest decode.max_length_offset (at least the default) with which every training
+    target, EOS included, fits in ceil(ratio x its source) + offset steps."""
+    if not len(src_lengths):
+        return DEFAULT_LENGTH_OFFSET
+    needed = tgt_lengths + 1 - np.ceil(ratio * src_lengths)
+    return max(DEFAULT_LENGTH_OFFSET, int(needed.max()))
 
 
 def drop_words(src: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -102,54 +141,71 @@ class TranslationTask:
         )
 
     def _load_data(self, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> None:
-        data = self.config.data
+        """Tokenizers, the training corpus as a token store in the run directory (written once,
+        by rank 0 of a job), the pairs training uses, and the validation set in memory."""
+        data, world = self.config.data, self.setting.world
         if not data.train or not data.valid:
             raise DataError("--train and --valid: both corpus prefixes are needed")
-        src_lines, tgt_lines = read_parallel(data.train, data.src_lang, data.tgt_lang)
-        self.train_lines = (src_lines, tgt_lines)  # re-segmented each epoch with subword sampling
+        sources = corpus_paths(data.train, data.src_lang, data.tgt_lang)
+        for path in sources:
+            if not path.is_file():
+                raise DataError(f"{path}: file not found")
         self.valid_src, self.valid_tgt = read_parallel(data.valid, data.src_lang, data.tgt_lang)
-        self.src_tokenizer, self.tgt_tokenizer = tokenizers or self.setting.world.from_main(
-            lambda: prepare_tokenizers(self.config, src_lines, tgt_lines)
+        tok = self.config.tokenizer
+        if tokenizers is None and not (tok.src_model or tok.tgt_model):
+            level = resolve(tok.type, tok.vocab_size, tok.joint, sources, count_lines(sources[0]))
+            if level is not None:  # what the config left to the data, decided and stored
+                tok = replace(tok, type=level.type, vocab_size=level.vocab_size, joint=level.joint)
+                self.config = replace(self.config, tokenizer=tok)
+        self.src_tokenizer, self.tgt_tokenizer = tokenizers or world.from_main(
+            lambda: prepare_tokenizers(self.config, sources)
         )
-        self.train_data: EncodedCorpus = encode_parallel(
-            src_lines, tgt_lines, self.src_tokenizer, self.tgt_tokenizer, data.max_tokens_per_sentence
-        )
-        if not self.train_data.examples:
-            raise DataError(f"{data.train}: no usable training pairs after length filtering")
+        folder = self.setting.run_dir / STORE_DIR
+        keep_text = bool(self.config.tokenizer.sampling_alpha)
+        world.from_main(lambda: self._write_store(folder, sources, keep_text))
+        self.store = TokenStore(folder)
+        src_lengths, tgt_lengths = self.store.lengths["src"], self.store.lengths["tgt"]
+        self.usable, self.warnings = usable_pairs(src_lengths, tgt_lengths, data.max_tokens_per_sentence)
+        if not len(self.usable):
+            raise DataError(f"{data.train}: no usable training pairs ({'; '.join(self.warnings)})")
+        if self.config.decode.max_length_offset < 0:  # from the data: the longest output fits
+            offset = output_length_offset(
+                src_lengths[self.usable], tgt_lengths[self.usable], self.config.decode.max_length_ratio
+            )
+            self.config = replace(self.config, decode=replace(self.config.decode, max_length_offset=offset))
+        self.train_items: Sequence[Example] = self.store
         # Validation loss uses every pair; only truly empty ones are skipped.
         self.valid_data = encode_parallel(
             self.valid_src, self.valid_tgt, self.src_tokenizer, self.tgt_tokenizer, 10**9
         )
 
-    @property
-    def train_items(self) -> list[Example]:
-        return self.train_data.examples
+    def _write_store(self, folder: Path, sources: tuple[Path, Path], keep_text: bool) -> None:
+        """Write the store unless the run has one from these files and tokenizers."""
+        tokenizers = (self.src_tokenizer, self.tgt_tokenizer)
+        if (folder / "store.json").exists() and TokenStore(folder).matches(sources, tokenizers):
+            return
+        write_store(folder, sources, tokenizers, keep_text)
 
     def info(self) -> dict[str, object]:
         return {
             "parameters": self.model.count_parameters(),
-            "train_pairs": len(self.train_data.examples),
-            "filtered_pairs": self.train_data.n_filtered,
+            "train_pairs": len(self.usable),
+            "left_out": len(self.store) - len(self.usable),
             "src_vocab": self.src_tokenizer.vocab_size,
             "tgt_vocab": self.tgt_tokenizer.vocab_size,
         }
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        """The epoch's batches of `train_items`; with subword sampling the training pairs are
-        first segmented anew, the same way for the same seed and epoch (so a resume is exact)."""
+        """The epoch's batches of `train_items`, made from the pairs' lengths; with subword
+        sampling each pair is segmented anew when a batch reads it, the same way for the same
+        seed, epoch and pair (so a resume is exact)."""
         cfg, tok = self.config.train, self.config.tokenizer
+        seed = cfg.seed * 1000 + epoch
         if tok.sampling_alpha:
-            sampling = Sampling(tok.sampling_alpha, tok.sampling_nbest, seed=cfg.seed * 1000 + epoch)
-            self.train_data = encode_parallel(
-                *self.train_lines,
-                self.src_tokenizer,
-                self.tgt_tokenizer,
-                self.config.data.max_tokens_per_sentence,
-                sampling,
-            )
-        return make_batches(
-            self.train_data.examples, cfg.batching, cfg.batch_tokens, seed=cfg.seed * 1000 + epoch
-        )
+            sampling = Sampling(tok.sampling_alpha, tok.sampling_nbest, seed=seed)
+            self.train_items = SampledExamples(self.store, self.tokenizers, sampling)
+        lengths = self.store.lengths["src"], self.store.lengths["tgt"]
+        return length_batches(*lengths, cfg.batching, cfg.batch_tokens, seed, self.usable)  # type: ignore[return-value]
 
     def gold_probability(self, step: int) -> float:
         return self.schedule.gold_probability(step)

@@ -121,6 +121,7 @@ def torchrun(*args: str, input_text: str | None = None) -> subprocess.CompletedP
     return result
 
 
+@pytest.mark.slow  # two torchrun processes beside one (about 30 s)
 def test_two_gloo_processes_train_and_translate_like_one(
     tiny_task: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from seqcli.device import has_native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # the whole device script in its CPU mode (about 25 s)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "gpu_check.json" in result.stderr
-    assert (out / "gpu_check.log").read_text().count("== ") == 4  # one header a part
+    headers = re.findall(r"^\[[0-9:]+\] == (\w+)$", (out / "gpu_check.log").read_text(), re.MULTILINE)
+    assert headers == ["tests", "training", "decoding_speed", "training_speed"]  # one header a part
     return json.loads((out / "gpu_check.json").read_text())
 
 

@@ -11,7 +11,8 @@ import seqcli.cli.training
 from seqcli.cli import app
 from seqcli.config import Config, config_from_dict, config_to_dict, load_toml
 from seqcli.errors import ConfigError
-from seqcli.presets import PRESETS, choose_preset, preset_config, vocabulary_size
+from seqcli.levels import subword_vocabulary
+from seqcli.presets import PRESETS, choose_preset, preset_config
 
 
 def _train(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[Config | None, str, int]:
@@ -30,8 +31,10 @@ def _train(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[Config | None, 
 
 
 def _corpus(tmp_path: Path, pairs: int) -> str:
+    """pairs lines per side of natural-language-like text: an open vocabulary, most words rare."""
     for lang in ("de", "en"):
-        (tmp_path / f"train.{lang}").write_text("ein satz\n" * pairs, encoding="utf-8")
+        lines = (f"ein satz {lang}{n} mit wort{n % 97}\n" for n in range(pairs))
+        (tmp_path / f"train.{lang}").write_text("".join(lines), encoding="utf-8")
     return str(tmp_path / "train")
 
 
@@ -59,10 +62,14 @@ def test_a_config_file_takes_no_preset_unless_one_is_named(
 ) -> None:
     train = _corpus(tmp_path, 100)
     toml = tmp_path / "c.toml"
-    toml.write_text(f'[data]\ntrain = "{train}"\nvalid = "{train}"\n[model]\nhidden_size = 64\n')
+    toml.write_text(
+        f'[data]\ntrain = "{train}"\nvalid = "{train}"\nsrc_lang = "de"\ntgt_lang = "en"\n'
+        "[model]\nhidden_size = 64\n"
+    )
     config, output, _ = _train(monkeypatch, "--config", str(toml))
     assert config is not None and "preset" not in output
-    assert config.model.input_feeding is True and config.tokenizer.vocab_size == 8000  # the defaults
+    assert config.model.input_feeding is True  # the defaults
+    assert "tokenizer unigram, 2,000 pieces" in output  # the vocabulary still comes from the data
     config, output, _ = _train(monkeypatch, "--config", str(toml), "--preset", "cpu-small")
     assert config is not None and "preset cpu-small" in output
     assert config.model.hidden_size == 64  # the file beats the preset
@@ -92,8 +99,8 @@ def test_the_choice_follows_device_and_corpus_size() -> None:
     assert choose_preset("cuda", 29_000) == "gpu-base"
     assert choose_preset("cuda", 2_000) == "cpu-small"  # too little data for the base model
     assert choose_preset("cpu", 500_000) == "cpu-small"
-    assert [vocabulary_size(n) for n in (5_000, 29_000, 110_000)] == [2000, 4000, 8000]
-    assert preset_config("gpu-base", 110_000) == {"tokenizer": {"vocab_size": 8000}}
+    assert [subword_vocabulary(n) for n in (5_000, 29_000, 110_000)] == [2000, 4000, 8000]
+    assert preset_config("gpu-base") == {}
 
 
 @pytest.mark.parametrize(
@@ -108,7 +115,7 @@ def test_cpu_small_is_the_cpu_recipe_without_its_data_and_budget() -> None:
     recipe = config_to_dict(
         config_from_dict(load_toml(Path(__file__).parents[1] / "configs" / "multi30k-de-en-cpu.toml"))
     )
-    preset = config_to_dict(config_from_dict(preset_config("cpu-small", 29_000)))
-    assert preset["model"] == recipe["model"] and preset["tokenizer"] == recipe["tokenizer"]
+    preset = config_to_dict(config_from_dict(preset_config("cpu-small")))
+    assert preset["model"] == recipe["model"]
     differing = {name for name in recipe["train"] if recipe["train"][name] != preset["train"][name]}
     assert differing == {"max_minutes", "max_steps"}  # the recipe's budget

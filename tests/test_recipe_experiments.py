@@ -190,6 +190,7 @@ def test_levers_report_adds_a_rerun_row_and_keeps_the_others_of_the_same_budget(
     assert merge_rows(None, 15.0, [])["rows"] == []
 
 
+@pytest.mark.slow  # trains a run and averages five windows (about 25 s)
 def test_averaging_scores_each_window_the_run_kept_and_reuses_its_averages(
     toy_dir: Path, tmp_path: Path
 ) -> None:
@@ -230,6 +231,7 @@ def _toy_multi30k(toy_dir: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow  # retrains pruned checkpoints (about 45 s)
 def test_rebuild_average_retrains_the_pruned_checkpoints_and_scores_their_mean(
     toy_dir: Path, tmp_path: Path
 ) -> None:

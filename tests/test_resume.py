@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,16 @@ def uninterrupted(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ca
     return run
 
 
-@pytest.mark.parametrize("attention", ["none", "additive", "dot", "general", "hard"])
+@pytest.mark.parametrize(
+    "attention",
+    [
+        pytest.param("none", marks=pytest.mark.slow),
+        pytest.param("additive", marks=pytest.mark.slow),
+        pytest.param("dot", marks=pytest.mark.slow),
+        "general",
+        "hard",
+    ],
+)  # every attention is killed in-process in the default suite too (below)
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(
     toy_dir: Path, tmp_path: Path, uninterrupted: Callable[[str], Path], attention: str
 ) -> None:
@@ -158,9 +168,9 @@ def default_settings(toy_dir: Path) -> Config:
     """The settings a run without a config file trains with (the cpu-small preset), on a tiny
     model: word and variational dropout, a warm-up and cosine schedule, the mean of the last
     checkpoints and the length-penalty search at the end."""
-    values = preset_config("cpu-small", 2000)
+    values = preset_config("cpu-small")
     values["data"] = {"train": str(toy_dir / "train"), "valid": str(toy_dir / "valid")}
-    values["tokenizer"]["vocab_size"] = 100
+    values["tokenizer"] = {"type": "unigram", "vocab_size": 100, "joint": True}
     values["model"] |= {"embedding_size": 16, "hidden_size": 32}
     values["train"] |= {"max_steps": 24, "eval_every": 6, "warmup_steps": 4, "batch_tokens": 600,
                         "keep_checkpoints": 2, "average_last": 2, "tune_length_penalty": "0,1.2"}  # fmt: skip
@@ -267,6 +277,21 @@ def test_a_run_killed_at_a_point_resumes_to_the_uninterrupted_outcome(
     config, whole = default_run
     assert kill_and_resume(config, tmp_path / "run", point, call, monkeypatch)
     assert_same_outcome(tmp_path / "run", whole)
+
+
+@pytest.mark.parametrize("attention", ["none", "additive", "dot", "general", "hard"])
+def test_every_attention_killed_mid_epoch_resumes_to_the_uninterrupted_outcome(
+    toy_dir: Path, tmp_path: Path, attention: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = default_settings(toy_dir)
+    config = replace(
+        config,
+        model=replace(config.model, attention=attention),
+        train=replace(config.train, max_steps=12, tune_length_penalty=""),
+    )
+    train_and_finish(new_trainer(config, tmp_path / "whole", "cpu"))
+    assert kill_and_resume(config, tmp_path / "run", "update", 9, monkeypatch)
+    assert_same_outcome(tmp_path / "run", outcome(tmp_path / "whole"))
 
 
 @pytest.mark.slow

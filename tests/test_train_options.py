@@ -37,7 +37,7 @@ def _other_value(spec: Field[Any], kind: type) -> Any:
     if kind is bool:
         return not spec.default
     if kind is int:
-        return spec.default * 2
+        return spec.default * 2 if spec.default else 64
     if kind is float:
         return spec.default / 2 if spec.default else 0.5
     return "some/path"

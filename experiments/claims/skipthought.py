@@ -129,7 +129,10 @@ def tokenizer_model(data: Path) -> Path:
         spec = config_from_dict(model_settings()).tokenizer
         lines = read_lines(data / "train.txt")
         path.write_bytes(
-            train_sentencepiece(lines, TokenizerSpec(spec.type, spec.vocab_size, spec.character_coverage))
+            train_sentencepiece(
+                lines,
+                TokenizerSpec(spec.type.replace("auto", "unigram"), spec.vocab_size, spec.character_coverage),
+            )
         )
     return path
 

@@ -1,4 +1,4 @@
-"""`seqcli data`: the built-in generated task, and raw books split into sentences."""
+"""`seqcli data`: the built-in generated tasks, Multi30k, and raw books split into sentences."""
 
 from __future__ import annotations
 
@@ -24,6 +24,37 @@ def toy_command(
 
     paths = write_toy_corpus(out, ToySplitSizes(train, valid, test), seed)
     typer.echo(f"wrote {len(paths)} files to {out} (use --src-lang src --tgt-lang tgt)", err=True)
+
+
+@app.command("generate")
+def generate_command(
+    task: str = typer.Argument(
+        ..., help="commands (a command language to actions) or symbols (letters to sounds)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Directory for train/valid/test .src/.tgt files."),
+    split: str = typer.Option(
+        "random", help="commands: random, or length (test outputs longer than any training output)."
+    ),
+    words: int = typer.Option(50000, help="symbols: distinct pseudo-words in all splits."),
+    seed: int = typer.Option(1, help="Random seed; the same seed gives the same files."),
+) -> None:
+    """Write a generated task of a shape natural-language corpora lack (seqcli/generated.py)."""
+    from seqcli.errors import UsageError
+    from seqcli.generated import split_commands, split_symbols, write_splits
+
+    if task == "commands":
+        if split not in ("random", "length"):
+            raise UsageError(f"--split {split}: expected random or length")
+        splits = split_commands(split, seed)
+    elif task == "symbols":
+        if words < 100:
+            raise UsageError(f"--words {words}: at least 100")
+        splits = split_symbols(words, seed)
+    else:
+        raise UsageError(f"data generate {task}: unknown task (known: commands, symbols)")
+    write_splits(out, splits)
+    sizes = ", ".join(f"{name} {len(pairs):,}" for name, pairs in splits.items())
+    typer.echo(f"wrote {out}: {sizes} pairs (use --src-lang src --tgt-lang tgt)", err=True)
 
 
 @app.command("fetch")

@@ -14,14 +14,17 @@ def train_command(
     inputs: list[Path] = typer.Argument(..., help="Text files to learn from (several files: a joint model)."),
     model: Path = typer.Option(..., "--model", help="Where to write the model (e.g. joint.spm)."),
     vocab_size: int = typer.Option(8000, help="Vocabulary size (a soft limit on small data)."),
-    type_: str = typer.Option("unigram", "--type", help="unigram, bpe or char."),
+    type_: str = typer.Option("unigram", "--type", help="word, char, unigram or bpe."),
     character_coverage: float = typer.Option(1.0, help="Share of characters kept (0.9-1)."),
 ) -> None:
     """Train a SentencePiece model on one or more files."""
     from seqcli.config import TokenizerConfig
+    from seqcli.errors import UsageError
     from seqcli.textio import check_distinct_paths, read_nonempty_file
     from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
 
+    if type_ == "auto":
+        raise UsageError("--type auto: name the level here (word, char, unigram or bpe); train chooses one")
     checked = TokenizerConfig(type=type_, vocab_size=vocab_size, character_coverage=character_coverage)
     check_distinct_paths(list(inputs), model)
     lines = [line for path in inputs for line in read_nonempty_file(path)]

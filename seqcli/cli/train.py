@@ -79,16 +79,14 @@ def _with_flag_options(command: Command) -> Command:
 
 
 def _preset_values(
-    name: str, given: dict[str, dict[str, Any]], device: str
+    name: str, given: dict[str, dict[str, Any]], device: str, pairs: int, joint: bool
 ) -> tuple[dict[str, dict[str, Any]], str]:
     """The preset's sections, and the line that says which preset and why, and how to change
     it; "auto" picks one from the device and the training corpus size."""
-    from seqcli.presets import PRESET_NAMES, choose_preset, count_pairs, preset_config
+    from seqcli.presets import PRESET_NAMES, choose_preset, preset_config
 
     if name not in PRESET_NAMES:
         raise UsageError(f"--preset {name}: expected one of {', '.join(PRESET_NAMES)}")
-    data = given.get("data", {})
-    pairs = count_pairs(data.get("train") or "", data.get("src_lang") or "src")
     reason = f"{pairs:,} training pairs"
     if name == "auto":
         from seqcli.device import pick_device
@@ -96,14 +94,28 @@ def _preset_values(
         device_type = pick_device(device).type
         name = choose_preset(device_type, pairs)
         reason = f"auto: device {device_type}, {reason}"
-    joint = given.get("tokenizer", {}).get("joint")
-    values = preset_config(name, pairs, joint=joint is not False)
+    values = preset_config(name, joint=joint)
     others = ", ".join(n for n in PRESET_NAMES if n not in ("auto", name))
-    note = (
-        f"preset {name} ({reason}, vocabulary {values['tokenizer']['vocab_size']:,}); "
-        f"change it with --preset {others}, --config FILE or single flags"
-    )
+    note = f"preset {name} ({reason}); change it with --preset {others}, --config FILE or single flags"
     return values, note
+
+
+def _tokenizer_values(given: dict[str, dict[str, Any]], pairs: int) -> tuple[dict[str, Any], str]:
+    """What the config leaves to the data (tokenizer type "auto", vocab_size 0, joint not given),
+    decided from the training corpus, and the line that says so; nothing when all is given."""
+    from seqcli.corpus import corpus_paths
+    from seqcli.levels import resolve
+
+    data, tok = given.get("data", {}), given.get("tokenizer", {})
+    if tok.get("src_model") or tok.get("tgt_model") or not data.get("train"):
+        return {}, ""
+    paths = corpus_paths(data["train"], data.get("src_lang") or "src", data.get("tgt_lang") or "tgt")
+    if not all(path.is_file() for path in paths):
+        return {}, ""  # training names the missing file
+    level = resolve(tok.get("type", "auto"), tok.get("vocab_size", 0), tok.get("joint"), paths, pairs)
+    if level is None:
+        return {}, ""
+    return {"type": level.type, "vocab_size": level.vocab_size, "joint": level.joint}, level.note()
 
 
 @_with_flag_options
@@ -140,11 +152,20 @@ def train_command(
             raise UsageError(f"--preset {preset}: a resumed run keeps its stored settings")
         base = config_to_dict(load_config(resume))
     else:
+        from seqcli.levels import count_lines
+
         base = load_toml(config_file) if config_file else {}
+        given = merge(base, overrides)
+        data = given.get("data", {})
+        pairs = count_lines(Path(f"{data.get('train', '')}.{data.get('src_lang') or 'src'}"))
+        tokenizer, notes = _tokenizer_values(given, pairs), []
+        base = merge(base, {"tokenizer": tokenizer[0]})
         chosen = preset or (None if config_file else "auto")
         if chosen is not None:
-            values, note = _preset_values(chosen, merge(base, overrides), device)
-            base = merge(values, base)
+            joint = {**given.get("tokenizer", {}), **tokenizer[0]}.get("joint", True)
+            values, preset_note = _preset_values(chosen, given, device, pairs, joint)
+            base, notes = merge(values, base), [preset_note]
+        note = "\n".join([*notes, tokenizer[1]] if tokenizer[1] else notes)
     # Later wins: the preset, the file (or the resumed run's config), then the flags, then --set.
     config = config_from_dict(merge(base, overrides))
     from seqcli.cli.training import run_training

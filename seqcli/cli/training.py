@@ -12,7 +12,7 @@ from seqcli.errors import UsageError
 
 def run_training(config: Config, out: Path | None, resume: Path | None, device: str, note: str = "") -> None:
     """Train a new run in `out`, or continue the one in `resume`; any task (config.data.task).
-    note: a line said on stderr once the run is set up (the preset chosen, if any)."""
+    note: lines said on stderr once the run is set up (the preset and vocabulary chosen)."""
     from seqcli import distributed
     from seqcli.checkpoint import saved_machine
     from seqcli.finish import finish_run
@@ -38,10 +38,12 @@ def run_training(config: Config, out: Path | None, resume: Path | None, device: 
                     f"--out {out}: directory exists and is not empty; choose a new run directory"
                 )
             trainer = new_trainer(config, out, device)
-            if note and is_main:
-                print(f"seqcli train: {note}", file=sys.stderr)
+            for line in note.splitlines() if is_main else []:
+                print(f"seqcli train: {line}", file=sys.stderr)
         if is_main:
             print(f"seqcli train: threads {threads.threads} ({threads.reason})", file=sys.stderr)
+            for warning in trainer.task.warnings:
+                print(f"seqcli train: warning: {warning}", file=sys.stderr)
         with RichReporter(trainer.run_dir, threads.governor) if is_main else QuietReporter() as reporter:
             trainer.run(reporter)
             finish_run(trainer, reporter)

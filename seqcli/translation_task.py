@@ -137,7 +137,7 @@ class TranslationTask:
         self.model = Seq2Seq(config.model, src_vocab, tgt_vocab, self.kernels.parts).to(self.device)
         self.reinforce = Reinforce(config.train.hard_attention_entropy)
         self.translator = Translator(
-            self.model, self.src_tokenizer, self.tgt_tokenizer, config.decode, self.device
+            self.model, self.src_tokenizer, self.tgt_tokenizer, self.config.decode, self.device
         )
 
     def _load_data(self, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> None:

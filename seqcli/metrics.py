@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from sacrebleu.metrics import BLEU, CHRF
 
-from seqcli.errors import DataError
+from seqcli.errors import DataError, UsageError
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,28 @@ def exact_match(hypotheses: list[str], references: list[str]) -> float:
     return 100.0 * same / len(references)
 
 
-def score(hypotheses: list[str], references: list[str], ref_name: str = "references") -> Scores:
-    """Cased, detokenized corpus BLEU (13a tokenizer) and chrF."""
+# sacreBLEU's tokenizers that need nothing beyond sacrebleu itself (no MeCab, no download).
+BLEU_TOKENIZERS = ("13a", "intl", "char", "zh", "none")
+
+
+def score(
+    hypotheses: list[str],
+    references: list[str],
+    ref_name: str = "references",
+    lowercase: bool = False,
+    tokenize: str = "13a",
+) -> Scores:
+    """Corpus BLEU on detokenized text (by default cased, sacreBLEU's 13a tokenizer; the
+    lowercased, tokenized flavour of older papers with lowercase and tokenize) and chrF. The
+    BLEU signature names the flavour."""
+    if tokenize not in BLEU_TOKENIZERS:
+        raise UsageError(f"--tokenize {tokenize}: expected one of {', '.join(BLEU_TOKENIZERS)}")
     if len(hypotheses) != len(references):
         raise DataError(f"{ref_name} has {len(references)} lines but the hypotheses have {len(hypotheses)}")
     # force: score pre-tokenized text as given, without sacreBLEU's stderr warning about lines that
     # end in " ." (it would repeat at every validation on such a corpus); the scores and the
     # signature are the same either way.
-    bleu, chrf = BLEU(force=True), CHRF()
+    bleu, chrf = BLEU(force=True, lowercase=lowercase, tokenize=tokenize), CHRF()
     bleu_score = bleu.corpus_score(hypotheses, [references])
     chrf_score = chrf.corpus_score(hypotheses, [references])
     return Scores(

@@ -100,7 +100,8 @@ def test_a_run_stores_the_derived_output_limit(toy_dir: Path, tmp_path: Path) ->
     store = trainer.task.store  # type: ignore[attr-defined]
     derived = trainer.config.decode.max_length_offset
     assert derived == output_length_offset(store.lengths["src"], store.lengths["tgt"], 1.5) >= 10
-    assert trainer.task.translator.decode.max_length_offset == derived  # validation searches as far  # type: ignore[attr-defined]
+    translator = trainer.task.translator  # type: ignore[attr-defined]
+    assert translator.decode.max_length_offset == derived  # validation searches as far
 
 
 def test_sampled_segmentations_repeat_for_a_seed_and_spell_the_text(

@@ -9,8 +9,9 @@
 - multi30k: Multi30k de->en, 29,000 caption pairs (the tuned row is configs/multi30k-de-en-cpu.toml).
 
 Each run trains with one torch thread for --minutes and is scored on its test split, greedy and
-beam 5 (exact match, BLEU, chrF). Runs go one after the other; every record carries its
-provenance (date, commit, hardware, torch, command, load average).
+beam 5 (exact match, BLEU, chrF); the training process's resident memory is sampled every 10 s.
+Runs go one after the other; every record carries its provenance (date, commit, hardware,
+torch, command, load average).
 
     python -m experiments.task_shapes --minutes 15 --runs commands-random:defaults
 """
@@ -19,13 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.provenance import provenance, write_result
-from experiments.multi30k_cpu import REPO, markdown_table, run_logged, score_test, seqcli
+from experiments.multi30k_cpu import REPO, markdown_table, score_test, seqcli, thread_env
 
 RESULTS = REPO / "benchmarks" / "results" / "task-shapes.json"
 # task -> (corpus folder: generated under --work, or under --data; source, target, test prefix)
@@ -57,6 +62,42 @@ def corpus(task: str, data: Path, work: Path) -> Path:
     return out
 
 
+def resident_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS:")), 0.0)
+
+
+def train_sampling_memory(name: str, work: Path, args: list[str]) -> dict[str, Any]:
+    """Run one training command with one torch thread, its stderr to WORK/NAME.log, sampling its
+    resident memory every 10 s; returns the wall time, load averages and the samples."""
+    load_before = os.getloadavg()[0]
+    start = time.monotonic()
+    samples: list[tuple[float, float]] = []
+    with open(work / f"{name}.log", "w") as log:
+        process = subprocess.Popen(args, stderr=log, env=thread_env(1))
+
+        def sample() -> None:
+            while process.poll() is None:
+                samples.append((round(time.monotonic() - start, 1), round(resident_mib(process.pid), 1)))
+                time.sleep(10)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        if process.wait():
+            raise SystemExit(f"{name}: seqcli train failed (see {work / name}.log)")
+        sampler.join()
+    return {
+        "command": shlex.join(["seqcli", *args[1:]]),
+        "wall_seconds": round(time.monotonic() - start, 1),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "rss_mib_samples": [s for s in samples if s[1] > 0],
+    }
+
+
 def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str, Any]:
     started = provenance()
     name = f"{task}-{row}"
@@ -68,7 +109,7 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
         "--tgt-lang", tgt, "--max-minutes", f"{minutes:g}", "--device", "cpu", "--out", str(run_dir),
         *(TUNED[task] if row == "tuned" else []),
     )  # fmt: skip
-    record = run_logged(name, work, args)
+    record = train_sampling_memory(name, work, args)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     said = (work / f"{name}.log").read_text().splitlines()
     config = (run_dir / "config.toml").read_text()

@@ -131,6 +131,51 @@ def test_ensemble_of_one_model_twice_equals_the_model(trained_run: Path, toy_dir
         assert double == single
 
 
+def _greedy_over_mean_log_probabilities(run_dirs: list[Path], line: str) -> tuple[list[int], float]:
+    """Greedy search written out here: at each step, the mean of the runs' log-probabilities
+    (renormalized); the tokens chosen and the sum of their log-probabilities, EOS included."""
+    from seqcli.translate import Translator
+    from seqcli.vocab import BOS_ID, EOS_ID
+
+    translators = [Translator.from_run_dir(r, {}, torch.device("cpu")) for r in run_dirs]
+    ids = torch.tensor(translators[0].src_tokenizer.encode([line]))
+    steps = int(translators[0].max_lengths([ids.shape[1]])[0])  # the first run's output limit
+    with torch.no_grad():
+        encoded = [t.model.encode(ids, torch.tensor([ids.shape[1]])) for t in translators]
+        prev, out, total = torch.tensor([BOS_ID]), [], 0.0
+        for _ in range(steps):
+            stepped = [t.model.step(prev, s, m) for t, (s, m) in zip(translators, encoded, strict=True)]
+            encoded = [(s, m) for (_, s), (_, m) in zip(stepped, encoded, strict=True)]
+            log_probs = torch.log_softmax(torch.stack([lp for lp, _ in stepped]).mean(0), dim=-1)[0]
+            token = int(log_probs.argmax())
+            total += float(log_probs[token])
+            if token == EOS_ID:
+                break
+            out.append(token)
+            prev = torch.tensor([token])
+    return out, total
+
+
+def test_ensemble_searches_the_mean_of_its_members_log_probabilities(
+    trained_run: Path, decayed_run: Path, toy_dir: Path
+) -> None:
+    from seqcli.ensemble import ensemble_translator
+
+    lines = (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()[:8]
+    runs = [trained_run, decayed_run]
+    ensemble = ensemble_translator(runs, {}, torch.device("cpu"))
+    ids = ensemble.src_tokenizer.encode(lines)
+    found = ensemble.translate_ids(ids, replace(ensemble.decode, beam_size=1, n_best=1))
+    for line, (best, *_) in zip(lines, found, strict=True):
+        tokens, total = _greedy_over_mean_log_probabilities(runs, line)
+        assert best.tokens == tokens and best.score == pytest.approx(total, abs=1e-4)
+        for run in runs:  # each member alone scores its own search differently: both count
+            assert _greedy_over_mean_log_probabilities([run], line)[1] != pytest.approx(total, abs=1e-4)
+    text = "\n".join(lines) + "\n"
+    cli = run_cli("translate", str(trained_run), str(decayed_run), "--beam-size", "1", input_text=text)
+    assert cli.stdout.splitlines() == ensemble.tgt_tokenizer.decode([h[0].tokens for h in found])
+
+
 def test_ensemble_of_different_sizes_sharing_tokenizers(trained_run: Path, decayed_run: Path) -> None:
     # The two runs trained the same SentencePiece models on the same data, so they may ensemble.
     result = run_cli("translate", str(trained_run), str(decayed_run), input_text="1 May 2001\n\nx\n")

@@ -38,7 +38,8 @@ def main() -> None:
         command = seqcli(
             "train", "--config", str(REPO / "configs" / "multi30k-de-en-cpu.toml"),
             "--train", str(args.data / "train"), "--valid", str(args.data / "valid"),
-            "--max-minutes", f"{args.minutes:g}", "--kernels", kernels, "--device", "cpu", "--out", str(run_dir),
+            "--max-minutes", f"{args.minutes:g}", "--kernels", kernels, "--device", "cpu",
+            "--out", str(run_dir),
         )  # fmt: skip
         record = train_sampling_memory(kernels, args.work, command)
         log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]

@@ -149,7 +149,23 @@ def _aligned_chunks(sources: tuple[Path, Path], chunk_lines: int) -> Iterator[tu
             yield src, tgt
 
 
-class TokenStore(Sequence[Example]):
+class Examples(Sequence[Example]):
+    """Pairs by index; a slice gives a list. Subclasses say how to build one pair."""
+
+    def example(self, index: int) -> Example:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> Example: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Example]: ...
+    def __getitem__(self, index: int | slice) -> Example | Sequence[Example]:
+        if isinstance(index, slice):
+            return [self.example(i) for i in range(*index.indices(len(self)))]
+        return self.example(index)
+
+
+class TokenStore(Examples):
     """A written store, memory-mapped: pairs by index, and each side's lengths."""
 
     def __init__(self, folder: Path):
@@ -182,13 +198,7 @@ class TokenStore(Sequence[Example]):
     def __len__(self) -> int:
         return int(self.meta["pairs"])
 
-    @overload
-    def __getitem__(self, index: int) -> Example: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Example]: ...
-    def __getitem__(self, index: int | slice) -> Example | Sequence[Example]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def example(self, index: int) -> Example:
         return Example(*(self._ids(side, index).tolist() for side in SIDES))
 
     def _ids(self, side: str, index: int) -> np.ndarray:
@@ -204,7 +214,7 @@ class TokenStore(Sequence[Example]):
         )
 
 
-class SampledExamples(Sequence[Example]):
+class SampledExamples(Examples):
     """The pairs of a store segmented anew by sampling (subword regularization), the same way for
     the same seed and index: an epoch's segmentation without holding the corpus in memory."""
 
@@ -215,13 +225,7 @@ class SampledExamples(Sequence[Example]):
     def __len__(self) -> int:
         return len(self.store)
 
-    @overload
-    def __getitem__(self, index: int) -> Example: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Example]: ...
-    def __getitem__(self, index: int | slice) -> Example | Sequence[Example]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def example(self, index: int) -> Example:
         sides = []
         for side, tokenizer in zip(SIDES, self.tokenizers, strict=True):
             blob, starts = self.texts[side]

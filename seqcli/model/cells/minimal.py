@@ -186,24 +186,22 @@ class MinLSTM(MinimalCell):
         bias[:size] = forget_bias
 
 
-class MinGRUScan(MinGRU):
-    """minGRU, whole known sequences by the parallel scan (`train.kernels = "fast"`)."""
+class ParallelScan:
+    """Mixed into a minimal cell: whole known sequences by the parallel scan (`train.kernels = "fast"`)."""
 
     @classmethod
     def run(
         cls, stack: nn.Module, inputs: Tensor, lengths: Tensor | None, state: RNNState | None
     ) -> tuple[Tensor, RNNState]:
-        return cls.run_layers(stack, inputs, lengths, state, parallel=True)
+        return cls.run_layers(stack, inputs, lengths, state, parallel=True)  # type: ignore[attr-defined]
 
 
-class MinLSTMScan(MinLSTM):
-    """minLSTM, whole known sequences by the parallel scan (`train.kernels = "fast"`)."""
+class MinGRUScan(ParallelScan, MinGRU):
+    """minGRU, whole known sequences by the parallel scan."""
 
-    @classmethod
-    def run(
-        cls, stack: nn.Module, inputs: Tensor, lengths: Tensor | None, state: RNNState | None
-    ) -> tuple[Tensor, RNNState]:
-        return cls.run_layers(stack, inputs, lengths, state, parallel=True)
+
+class MinLSTMScan(ParallelScan, MinLSTM):
+    """minLSTM, whole known sequences by the parallel scan."""
 
 
 MinGRU.parallel_form = MinGRUScan

@@ -120,12 +120,12 @@ def choose_level(src: Side, tgt: Side, pairs: int) -> Level:
             f"{shared:.0%} of target types on the source side"
         )
         return Level("word", vocabulary_size("word", joint, src, tgt, pairs), joint, reason)
-    joint = script_overlap(src, tgt) >= SCRIPT_OVERLAP
-    open_side = "source" if not src.closed else "target"
-    side = src if not src.closed else tgt
+    shared = script_overlap(src, tgt)
+    joint = shared >= SCRIPT_OVERLAP
+    open_side, side = ("source", src) if not src.closed else ("target", tgt)
     reason = (
         f"open {open_side} vocabulary ({side.describe()}), {pairs:,} pairs; "
-        f"{script_overlap(src, tgt):.0%} of target characters occur on the source side"
+        f"{shared:.0%} of target characters occur on the source side"
     )
     return Level("unigram", vocabulary_size("unigram", joint, src, tgt, pairs), joint, reason)
 

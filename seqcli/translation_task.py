@@ -152,7 +152,8 @@ class TranslationTask:
                 raise DataError(f"{path}: file not found")
         self.valid_src, self.valid_tgt = read_parallel(data.valid, data.src_lang, data.tgt_lang)
         tok = self.config.tokenizer
-        if tokenizers is None and not (tok.src_model or tok.tgt_model):
+        left_to_data = tok.type == "auto" or not tok.vocab_size  # else nothing to read here
+        if tokenizers is None and left_to_data and not (tok.src_model or tok.tgt_model):
             level = resolve(tok.type, tok.vocab_size, tok.joint, sources, count_lines(sources[0]))
             if level is not None:  # what the config left to the data, decided and stored
                 tok = replace(tok, type=level.type, vocab_size=level.vocab_size, joint=level.joint)

@@ -158,14 +158,15 @@ def train_command(
         given = merge(base, overrides)
         data = given.get("data", {})
         pairs = count_lines(Path(f"{data.get('train', '')}.{data.get('src_lang') or 'src'}"))
-        tokenizer, notes = _tokenizer_values(given, pairs), []
-        base = merge(base, {"tokenizer": tokenizer[0]})
+        tokenizer, level_note = _tokenizer_values(given, pairs)
+        base = merge(base, {"tokenizer": tokenizer})
+        notes = []
         chosen = preset or (None if config_file else "auto")
         if chosen is not None:
-            joint = {**given.get("tokenizer", {}), **tokenizer[0]}.get("joint", True)
+            joint = {**given.get("tokenizer", {}), **tokenizer}.get("joint", True)
             values, preset_note = _preset_values(chosen, given, device, pairs, joint)
             base, notes = merge(values, base), [preset_note]
-        note = "\n".join([*notes, tokenizer[1]] if tokenizer[1] else notes)
+        note = "\n".join(line for line in (*notes, level_note) if line)
     # Later wins: the preset, the file (or the resumed run's config), then the flags, then --set.
     config = config_from_dict(merge(base, overrides))
     from seqcli.cli.training import run_training

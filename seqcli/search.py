@@ -92,6 +92,7 @@ class _BeamBook:
         self.finished: list[list[Hypothesis]] = [[] for _ in range(len(limits))]  # in order found
         # The n_best best normalized scores found so far per sentence, -inf where fewer.
         self.top = torch.full((len(limits), n_best), -math.inf, dtype=torch.float64)  # (B, n_best)
+        self.last_checks: tuple[Tensor, Tensor, Tensor] | None = None
 
     def update(self, sent_ids: Tensor, scores: Tensor, is_eos: Tensor, history: Tensor, t: int) -> Tensor:
         """Store what step t finished; return the positions (n',) of the sentences not yet done.
@@ -114,7 +115,9 @@ class _BeamBook:
         bound_length = limits if self.alpha >= 0 else torch.full_like(limits, t)
         best_reachable = best_live / length_penalty(bound_length.double(), self.alpha)  # (n,)
         nth_best = self.top[sent_ids, -1]  # (n,), -inf until n_best are found
-        done = at_limit | (best_live == -math.inf) | (best_reachable <= nth_best)
+        no_live, unbeatable = best_live == -math.inf, best_reachable <= nth_best
+        self.last_checks = (at_limit, no_live, unbeatable)  # (n,) each: why a sentence is done
+        done = at_limit | no_live | unbeatable
         return (~done).nonzero().squeeze(1)
 
     def _store(
@@ -152,6 +155,7 @@ def _decode(
     expand: Expand,
     book: _BeamBook,
     device: torch.device,
+    trace: SearchTrace | None = None,
 ) -> list[list[Hypothesis]]:
     """The loop shared by greedy and beam search: step, expand, book, drop done sentences."""
     k = book.beam_size
@@ -173,6 +177,8 @@ def _decode(
         history = torch.cat((history[rows], grown.tokens.view(-1, 1)), dim=1)  # (N, t)
         is_eos = (grown.tokens == eos) & grown.scores.isfinite()  # (n, K)
         keep = book.update(sent_ids, grown.scores, is_eos, history, t)  # (n',) on the host
+        if trace is not None:
+            trace.record(t, scores, log_probs, grown, is_eos, book)
         if len(keep) == 0:
             break
         scores = grown.scores.masked_fill(is_eos, -math.inf)  # an EOS retires its slot
@@ -210,15 +216,18 @@ def greedy_search(
     bos: int,
     eos: int,
     max_lengths: Tensor,
+    trace: SearchTrace | None = None,
 ) -> list[list[Hypothesis]]:
     """Per sentence, a list with the one hypothesis made of its most probable next tokens.
 
     state and memory have B rows; max_lengths (B,) long, on the model's device, is the most
     decoder steps per sentence, EOS included: a hypothesis that ends by EOS at step t has
     t - 1 tokens, and one still going after max_lengths[b] steps ends there without EOS.
+    trace: filled with what the search did, step by step (a batch of one sentence only).
     """
     book = _make_book(max_lengths, beam_size=1, n_best=1, alpha=0.0)
-    return _decode(step, state, memory, bos, eos, _expand_greedy, book, max_lengths.device)
+    _check_trace(trace, max_lengths)
+    return _decode(step, state, memory, bos, eos, _expand_greedy, book, max_lengths.device, trace)
 
 
 def beam_search(
@@ -231,6 +240,7 @@ def beam_search(
     beam_size: int,
     n_best: int = 1,
     alpha: float = 0.0,
+    trace: SearchTrace | None = None,
 ) -> list[list[Hypothesis]]:
     """Per sentence, up to n_best finished hypotheses, best normalized score first.
 
@@ -241,4 +251,92 @@ def beam_search(
     in the best case (see _BeamBook._is_done). Raises ValueError unless 1 <= n_best <= K.
     """
     book = _make_book(max_lengths, beam_size, n_best, alpha)
-    return _decode(step, state, memory, bos, eos, _expand_beam, book, max_lengths.device)
+    _check_trace(trace, max_lengths)
+    return _decode(step, state, memory, bos, eos, _expand_beam, book, max_lengths.device, trace)
+
+
+@dataclass(frozen=True)
+class TraceNode:
+    """One candidate of one search step: a hypothesis extended by one token.
+
+    status: "kept" (it holds a beam slot for the next step), "finished" (kept, and its token
+    is EOS), "ended" (kept, but the length limit ended it without EOS) or "pruned" (among
+    its parent's best tokens, but outranked by other candidates).
+    """
+
+    step: int  # 1-based: the node has `step` tokens, BOS not counted
+    slot: int | None  # its beam slot when kept, finished or ended; None when pruned
+    parent: int | None  # the slot it extends at step - 1; None at step 1 (the empty prefix)
+    token: int
+    log_prob: float  # log P(token | parent's prefix, source)
+    score: float  # the parent's score + log_prob
+    normalized_score: float  # score / length_penalty(step): its rank if it ended here
+    status: str
+
+
+class SearchTrace:
+    """What one sentence's search did: at every step, the best `alternatives` (or beam size,
+    if larger) tokens each live hypothesis proposed, which of them were kept, finished or
+    pruned, and at the end why the search stopped. A beam of size K keeps only the K best
+    candidates over all its hypotheses, so every kept one is among these."""
+
+    def __init__(self, alternatives: int = 3):
+        self.alternatives = alternatives
+        self.steps: list[list[TraceNode]] = []
+        self.stop_reason = ""
+        self.alpha = 0.0  # the length penalty the search normalized with (greedy: none)
+
+    def record(
+        self, t: int, scores: Tensor, log_probs: Tensor, grown: _Expansion, is_eos: Tensor, book: _BeamBook
+    ) -> None:
+        """Step t of _decode: scores (1, K) before it, log_probs (K, V), the expansion, its EOS
+        marks (1, K), and the book after its update."""
+        k, self.alpha = book.beam_size, book.alpha
+        parent_scores, new_scores = scores[0].tolist(), grown.scores[0].tolist()
+        kept = {
+            (parent, token): slot
+            for slot, (parent, token, score) in enumerate(
+                zip(grown.parents[0].tolist(), grown.tokens[0].tolist(), new_scores, strict=True)
+            )
+            if math.isfinite(score)
+        }
+        assert book.last_checks is not None
+        at_limit, no_live, unbeatable = (bool(check[0]) for check in book.last_checks)
+        best = log_probs.float().topk(min(max(k, self.alternatives), log_probs.size(1)), dim=1)
+        penalty = length_penalty(t, book.alpha)
+        nodes: list[TraceNode] = []
+        for parent in range(k):
+            if not math.isfinite(parent_scores[parent]):
+                continue  # a dead or retired slot proposes nothing
+            for log_prob, token in zip(
+                best.values[parent].tolist(), best.indices[parent].tolist(), strict=True
+            ):
+                if not math.isfinite(log_prob):
+                    continue  # an impossible token (a tiny vocabulary) is no candidate
+                slot = kept.get((parent, token))
+                score = parent_scores[parent] + log_prob
+                if slot is None:
+                    status = "pruned"
+                else:
+                    score = new_scores[slot]  # the search's own sum, bit for bit
+                    status = "finished" if bool(is_eos[0, slot]) else "ended" if at_limit else "kept"
+                nodes.append(
+                    TraceNode(
+                        t, slot, parent if t > 1 else None, token, log_prob, score, score / penalty, status
+                    )
+                )
+        self.steps.append(nodes)
+        if at_limit:
+            self.stop_reason = f"the length limit: {t} steps"
+        elif no_live:
+            self.stop_reason = "no live hypothesis left: every beam slot has finished"
+        elif unbeatable:
+            self.stop_reason = (
+                f"the {book.n_best} best finished hypotheses cannot be beaten: no live hypothesis "
+                "could score higher, even at its best reachable length"
+            )
+
+
+def _check_trace(trace: SearchTrace | None, max_lengths: Tensor) -> None:
+    if trace is not None and len(max_lengths) != 1:
+        raise ValueError(f"a search trace follows one sentence, got a batch of {len(max_lengths)}")

@@ -20,7 +20,7 @@ from seqcli.device import has_native_bf16
 from seqcli.errors import ConfigError, RunDirError, UsageError
 from seqcli.kernels import KERNELS
 from seqcli.model.seq2seq import Seq2Seq
-from seqcli.search import Hypothesis, beam_search, greedy_search
+from seqcli.search import Hypothesis, SearchTrace, beam_search, greedy_search
 from seqcli.tokenizer import Tokenizer
 from seqcli.vocab import BOS_ID, EOS_ID
 
@@ -103,13 +103,22 @@ class Translator:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self._search(ids, decode)
 
-    def _search(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
+    @torch.inference_mode()
+    def trace_search(self, ids: list[int], decode: DecodeConfig, trace: SearchTrace) -> list[Hypothesis]:
+        """Search one non-empty source alone, as a batch of one, and fill trace with its steps."""
+        self.model.eval()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self._search([ids], decode, trace)[0]
+
+    def _search(
+        self, ids: list[list[int]], decode: DecodeConfig, trace: SearchTrace | None = None
+    ) -> list[list[Hypothesis]]:
         src = pad(ids).to(self.device)
         lengths = torch.tensor([len(s) for s in ids], dtype=torch.long, device=self.device)
         state, memory = self.model.encode(src, lengths)
         max_lengths = self.max_lengths([len(s) for s in ids]).to(self.device)
         if decode.beam_size == 1:
-            return greedy_search(self.model.step, state, memory, BOS_ID, EOS_ID, max_lengths)
+            return greedy_search(self.model.step, state, memory, BOS_ID, EOS_ID, max_lengths, trace)
         return beam_search(
             self.model.step,
             state,
@@ -120,6 +129,7 @@ class Translator:
             beam_size=decode.beam_size,
             n_best=decode.n_best,
             alpha=decode.length_penalty,
+            trace=trace,
         )
 
     def translate_ids(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from seqcli.search import Hypothesis, beam_search, greedy_search, length_penalty
+from seqcli.search import Hypothesis, SearchTrace, beam_search, greedy_search, length_penalty
 
 EOS, BOS, A, B, C = 0, 1, 2, 3, 4
 VOCAB = 5
@@ -91,15 +91,16 @@ def decode(
     beam: int = 0,
     n_best: int = 1,
     alpha: float = 0.0,
+    trace: SearchTrace | None = None,
 ) -> Run:
     """Greedy search when beam is 0, else beam search, of the given sentence ids."""
     state = Rows(torch.zeros((len(sents), 0), dtype=torch.long), [])
     memory = Rows(torch.tensor(sents), [])
     max_lengths = torch.tensor(limits)
     if beam == 0:
-        results = greedy_search(decoder, state, memory, BOS, EOS, max_lengths)
+        results = greedy_search(decoder, state, memory, BOS, EOS, max_lengths, trace)
     else:
-        results = beam_search(decoder, state, memory, BOS, EOS, max_lengths, beam, n_best, alpha)
+        results = beam_search(decoder, state, memory, BOS, EOS, max_lengths, beam, n_best, alpha, trace)
     return Run(results, decoder.rows_seen, state.selects, memory.selects)
 
 
@@ -295,3 +296,68 @@ def test_bad_n_best_raises(beam_size: int, n_best: int):
 def test_max_lengths_below_one_raise():
     with pytest.raises(ValueError, match="max_lengths"):
         decode(scripted(TABLE), [0, 1], [3, 0])
+
+
+def fates(trace: SearchTrace) -> list[list[tuple[int | None, int, str]]]:
+    """Per step, each candidate as (parent slot, token, status), best score first."""
+    return [
+        [(n.parent, n.token, n.status) for n in sorted(step, key=lambda n: -n.score)] for step in trace.steps
+    ]
+
+
+def test_a_trace_shows_each_candidate_and_why_the_search_stopped():
+    trace = SearchTrace(alternatives=3)
+    run = decode(scripted(TABLE), [2], [10], beam=2, n_best=1, trace=trace)
+    assert_hypotheses(run.results[0], [([A], log(0.42), log(0.42))])
+    # Step 1 from the empty prefix: A .6 and B .4 (the other tokens are impossible). Step 2:
+    # A EOS .42 finishes, B C .4 is kept, A A .18 (below both) is pruned.
+    steps = fates(trace)
+    assert steps[0] == [(None, A, "kept"), (None, B, "kept")]
+    a_slot = next(n.slot for n in trace.steps[0] if n.token == A)
+    b_slot = next(n.slot for n in trace.steps[0] if n.token == B)
+    assert steps[1][:2] == [(a_slot, EOS, "finished"), (b_slot, C, "kept")]
+    assert all(status == "pruned" for _, _, status in steps[1][2:])
+    assert "cannot be beaten" in trace.stop_reason and len(trace.steps) == 2
+    finished = next(n for n in trace.steps[1] if n.status == "finished")
+    assert finished.score == pytest.approx(log(0.42)) and finished.log_prob == pytest.approx(log(0.7))
+
+
+def test_a_trace_marks_hypotheses_the_length_limit_ended():
+    trace = SearchTrace()
+    decode(scripted(TABLE), [2], [2], beam=2, n_best=2, alpha=1.0, trace=trace)
+    assert trace.stop_reason == "the length limit: 2 steps"
+    ended = [n for n in trace.steps[1] if n.status == "ended"]
+    assert [n.token for n in ended] == [C]
+    assert ended[0].normalized_score == pytest.approx(log(0.4) * 6 / 7)
+    trace = SearchTrace()
+    decode(scripted(TABLE), [3], [10], beam=2, n_best=2, trace=trace)
+    assert trace.stop_reason.startswith("no live hypothesis left")
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("beam", [0, 3])
+def test_a_trace_changes_nothing_and_its_tree_spells_the_answers(seed: int, beam: int):
+    plain = decode(randomized(seed, eos_bias=1.0), [0], [8], beam=beam, n_best=max(beam, 1), alpha=0.6)
+    trace = SearchTrace()
+    traced = decode(
+        randomized(seed, eos_bias=1.0), [0], [8], beam=beam, n_best=max(beam, 1), alpha=0.6, trace=trace
+    )
+    assert traced.results == plain.results
+    spelled = set()
+    for t, step in enumerate(trace.steps, start=1):
+        for node in step:
+            if node.status in ("finished", "ended"):
+                tokens, parent = [node.token], node.parent
+                for earlier in range(t - 1, 0, -1):
+                    (up,) = [n for n in trace.steps[earlier - 1] if n.slot == parent and n.status == "kept"]
+                    tokens.insert(0, up.token)
+                    parent = up.parent
+                spelled.add(
+                    (tuple(tokens[:-1] if node.status == "finished" else tokens), round(node.score, 5))
+                )
+    assert {(tuple(h.tokens), round(h.score, 5)) for h in plain.results[0]} <= spelled
+
+
+def test_a_trace_follows_one_sentence():
+    with pytest.raises(ValueError, match="one sentence"):
+        decode(scripted(TABLE), [0, 1], [5, 5], beam=2, trace=SearchTrace())

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cli_helpers import ENV, run_cli
@@ -246,3 +247,167 @@ def test_the_cli_imports_no_server_or_torch_until_a_command_runs() -> None:
     code = "import sys, seqcli.cli; print(sorted({'torch', 'fastapi', 'uvicorn'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# The explorer's API: search traces, scoring, the served runs, offline pages.
+
+
+def trace_of(server: Server, line: str, **options: Any) -> dict[str, Any]:
+    (translation,) = server.translate({"text": [line], "trace": True, **options})
+    return translation
+
+
+def path_to(steps: list[list[dict[str, Any]]], step: int, node: dict[str, Any]) -> list[str]:
+    """The pieces of a node's hypothesis, following parents back through the kept slots."""
+    pieces = [node["piece"]]
+    for earlier in range(step - 1, 0, -1):
+        (node,) = [n for n in steps[earlier - 1] if n["slot"] == node["parent"] and n["status"] == "kept"]
+        pieces.insert(0, node["piece"])
+    return pieces
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_a_trace_is_the_search_that_translate_runs(
+    server: Server, trained_run: Path, source_lines: list[str], beam_size: int
+) -> None:
+    lines = source_lines[:6]
+    expected = cli_translate([trained_run], lines, "--beam-size", str(beam_size), "--n-best", str(beam_size))
+    for line, written in zip(lines, expected, strict=True):
+        found = trace_of(server, line, beam_size=beam_size, n_best=beam_size)
+        trace = found["trace"]
+        assert "\t".join(h["text"] for h in found["hypotheses"]) == written
+        assert trace["stop_reason"] and 1 <= len(trace["steps"]) <= trace["max_steps"]
+        finished: list[tuple[float, list[str]]] = []
+        for t, nodes in enumerate(trace["steps"], start=1):
+            kept = [n for n in nodes if n["status"] != "pruned"]
+            assert 1 <= len(kept) <= beam_size and len({n["slot"] for n in kept}) == len(kept)
+            pruned = [n["score"] for n in nodes if n["status"] == "pruned"]
+            if t < len(trace["steps"]) and pruned:  # the beam keeps the best candidates
+                assert min(n["score"] for n in kept) >= max(pruned) - 1e-6
+            for node in nodes:
+                assert node["normalized_score"] == pytest.approx(
+                    node["score"] / ((5 + t) / 6) ** trace["length_penalty"]
+                )
+                if node["status"] in ("finished", "ended"):
+                    finished.append((node["score"], path_to(trace["steps"], t, node)))
+        for hypothesis in trace["hypotheses"]:  # each answer is a finished node of the tree
+            pieces = hypothesis["pieces"] + (
+                ["</s>"] if hypothesis["steps"] > len(hypothesis["pieces"]) else []
+            )
+            assert (pytest.approx(hypothesis["score"]), pieces) in finished
+        if beam_size == 1:
+            assert all(sum(n["status"] != "pruned" for n in nodes) == 1 for nodes in trace["steps"])
+
+
+def test_a_trace_carries_the_attention_of_each_hypothesis(server: Server, source_lines: list[str]) -> None:
+    line = source_lines[0]
+    trace = trace_of(server, line, beam_size=2, n_best=2, alignments=True)
+    aligned = server.translate({"text": [line], "beam_size": 2, "n_best": 2, "alignments": True})[0]
+    for hypothesis in trace["trace"]["hypotheses"]:
+        rows = hypothesis["attention"]
+        assert len(rows) == len(hypothesis["pieces"]) + 1
+        assert all(len(row) == len(trace["trace"]["source_pieces"]) for row in rows)
+        assert all(sum(row) == pytest.approx(1.0, abs=1e-4) for row in rows)
+    assert trace["alignment"] == aligned["alignment"]
+
+
+def test_scoring_compares_teacher_forcing_with_free_running(
+    server: Server, trained_run: Path, toy_dir: Path
+) -> None:
+    import torch
+
+    from seqcli.corpus import pad
+    from seqcli.translate import Translator
+    from seqcli.vocab import BOS_ID, EOS_ID
+
+    sources = (toy_dir / "test.src").read_text().splitlines()[:8]
+    references = (toy_dir / "test.tgt").read_text().splitlines()[:8]
+    greedy = cli_translate([trained_run], sources, "--beam-size", "1")
+    translator = Translator.from_run_dir(trained_run, {}, torch.device("cpu"))
+    divergences: set[int | None] = set()
+    for source, reference, written in zip(sources, references, greedy, strict=True):
+        scored = server.client.post("/score", json={"source": source, "reference": reference}).json()
+        # Teacher forcing, computed here through the model's whole-sequence training pass.
+        src = translator.src_tokenizer.encode([source])[0]
+        gold = [*translator.tgt_tokenizer.encode([reference])[0], EOS_ID]
+        with torch.inference_mode():
+            readout = translator.model(pad([src]), torch.tensor([len(src)]), pad([[BOS_ID, *gold[:-1]]]))
+            log_probs = torch.log_softmax(readout.logits[0].float(), dim=-1)
+        expected = [float(log_probs[j, token]) for j, token in enumerate(gold)]
+        assert [s["log_prob"] for s in scored["teacher_forced"]] == pytest.approx(expected, abs=1e-4)
+        assert scored["teacher_forced_loss"] == pytest.approx(-sum(expected) / len(expected), abs=1e-4)
+        # Free running is greedy search; its first divergence is where it leaves the reference.
+        own = [s["piece"] for s in scored["free_running"]]
+        assert translator.tgt_tokenizer.decode_pieces([own[:-1] if own[-1] == "</s>" else own]) == [written]
+        reference_pieces = scored["reference_pieces"]
+        parts = next((j for j, (a, b) in enumerate(zip(own, reference_pieces, strict=False)) if a != b), None)
+        if parts is None and len(own) != len(reference_pieces):
+            parts = min(len(own), len(reference_pieces))
+        assert scored["first_divergence"] == parts
+        assert parts is not None or written == reference  # (equal text may still part in pieces)
+        divergences.add(parts)
+    assert divergences - {None}, "the sample should hold a translation that leaves the reference"
+
+
+def test_runs_lists_each_run_with_its_configuration_and_curves(server: Server, trained_run: Path) -> None:
+    from seqcli import checkpoint
+    from seqcli.config import config_to_dict
+
+    (run,) = server.client.get("/runs").json()["runs"]
+    assert run["name"] == trained_run.name and run["attention"] is True
+    assert run["config"] == json_round_trip(config_to_dict(checkpoint.load_config(trained_run)))
+    logged = [r for r in checkpoint.read_log(trained_run) if "step" in r]
+    assert [c["step"] for c in run["curves"]] == [r["step"] for r in logged]
+    assert [c["valid_bleu"] for c in run["curves"]] == [r["valid_bleu"] for r in logged]
+
+
+def json_round_trip(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/translate", {"text": ["a"] * 5, "trace": True}, 413, "text: 5 lines; at most 4 with trace"),
+        ("/translate", {"text": ["a"], "run": 1}, 422, "run: 1 is not a served run"),
+        ("/translate", {"text": ["a"], "run": -1}, 422, "run: Input should be greater than or equal to 0"),
+        ("/score", {"source": "a"}, 422, "reference: Field required"),
+        ("/score", {"source": "a", "reference": "b\nc"}, 422, "reference: one line per item"),
+        ("/score", {"source": "x" * 301, "reference": "b"}, 413, "source: 301 characters; at most 300"),
+        ("/score", {"source": "a", "reference": "b", "run": 3}, 422, "run: 3 is not a served run"),
+    ],
+)
+def test_bad_explorer_requests_are_refused_naming_the_field(
+    server: Server, path: str, body: dict[str, Any], status: int, message: str
+) -> None:
+    response = server.client.post(path, json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"].startswith(message), response.text
+
+
+def test_the_pages_load_nothing_from_elsewhere(server: Server) -> None:
+    for path in ("/", "/docs"):
+        page = server.client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert sources and all(s.startswith(("/", "data:")) for s in sources), sources
+        for asset in (s for s in sources if s.startswith("/static/")):
+            text = server.client.get(asset).text.replace("http://www.w3.org/2000/svg", "")  # a name
+            assert "http://" not in text and "https://" not in text and "//" + "cdn" not in text, asset
+    assert "/translate" in server.client.get("/openapi.json").json()["paths"]
+
+
+def test_clients_that_leave_mid_request_cost_one_log_line_each(server: Server) -> None:
+    before = server.log.read_text().count("\n")
+    for _ in range(50):
+        with socket.create_connection(urlsplit(server.url).netloc.split(":")) as half:  # type: ignore[arg-type]
+            half.sendall(b'POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"text": ["ab')
+    deadline = time.monotonic() + 30
+    while server.log.read_text().count("disconnected before sending") < 50 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new_lines = server.log.read_text().splitlines()[before:]
+    assert sum("disconnected before sending all of POST /translate" in line for line in new_lines) == 50
+    assert len(new_lines) == 50, new_lines[:5]
+    assert server.client.get("/health").json()["status"] == "ok"

@@ -12,6 +12,12 @@ def serve_command(
     run_dirs: list[Path] = typer.Argument(
         ..., help="Run directory written by `seqcli train`; several make an ensemble."
     ),
+    side_by_side: bool = typer.Option(
+        False,
+        "--side-by-side",
+        help="Serve several run directories each on its own (the explorer compares them) instead of "
+        "as an ensemble; requests name one with `run`, the first by default.",
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, help="Port to listen on; 0 picks a free one."),
     beam_size: int = typer.Option(None, "--beam-size", help="Default for requests; 1 = greedy."),
@@ -30,8 +36,8 @@ def serve_command(
         None, "--threads", help="Torch CPU threads [default: one per core other processes leave free]."
     ),
 ) -> None:
-    """Serve translations: POST /translate, GET /health, GET /info. Ctrl-C or SIGTERM stops
-    gracefully, after the requests in flight."""
+    """Serve translations: the explorer page at /, POST /translate and /score, GET /runs, /health,
+    /info; the API at /docs. Ctrl-C or SIGTERM stops gracefully, after the requests in flight."""
     from seqcli.cli.translate import load_translator
     from seqcli.errors import UsageError
     from seqcli.threads import use_threads
@@ -51,7 +57,17 @@ def serve_command(
 
     choice = use_threads(threads)
     overrides: dict[str, object] = {"beam_size": beam_size, "batch_size": batch_size}
-    translator = load_translator(run_dirs, overrides, device, quantize, bf16=False)
+    if side_by_side:
+        runs = [
+            app.ServedRun(
+                run_dir.name, run_dir, load_translator([run_dir], overrides, device, quantize, bf16=False)
+            )
+            for run_dir in run_dirs
+        ]
+        translator = runs[0].translator
+    else:
+        translator = load_translator(run_dirs, overrides, device, quantize, bf16=False)
+        runs = app.served_runs(translator, run_dirs)
     sock = listen.bind(host, port)
     limits = app.Limits(max_lines=max_lines, max_chars=max_chars, max_beam_size=max_beam_size)
     batching = app.Batching(max_lines=max_batch_lines, max_wait_ms=max_wait_ms)
@@ -66,4 +82,5 @@ def serve_command(
         if note:
             print(f"seqcli serve: {note}", file=sys.stderr, flush=True)
 
-    listen.run(app.create_app(translator, run_dirs, limits, batching, keep_threads), sock, access_log)
+    served = app.create_app(translator, run_dirs, limits, batching, keep_threads, runs)
+    listen.run(served, sock, access_log)

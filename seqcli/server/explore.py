@@ -1,0 +1,210 @@
+"""What the explorer page shows, as JSON: a search step by step, and a target scored two ways.
+
+A search trace (`trace_line`) is the real beam search of seqcli translate, run over one line
+with a SearchTrace attached: its finished hypotheses are exactly what POST /translate returns.
+Scoring (`score_pair`) runs the decoder over a reference twice: teacher-forced, every step
+reading the gold prefix (how the model is trained), and free running, every step reading the
+model's own previous token (how it is used). Where the two first part is exposure bias at work.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from seqcli.config import DecodeConfig
+from seqcli.corpus import pad
+from seqcli.search import SearchTrace, TraceNode
+from seqcli.translate import Translator
+from seqcli.vocab import BOS_ID, EOS_ID
+
+EOS_PIECE = "</s>"
+
+
+def pieces(translator: Translator, ids: list[int], side: str = "tgt") -> list[str]:
+    """Token ids as pieces; EOS spelled </s>."""
+    tokenizer = translator.tgt_tokenizer if side == "tgt" else translator.src_tokenizer
+    return [
+        EOS_PIECE if i == EOS_ID else piece
+        for i, piece in zip(ids, tokenizer.ids_to_pieces(ids), strict=True)
+    ]
+
+
+def _node(translator: Translator, node: TraceNode) -> dict[str, Any]:
+    return {
+        "slot": node.slot,
+        "parent": node.parent,
+        "token": node.token,
+        "piece": pieces(translator, [node.token])[0],
+        "log_prob": node.log_prob,
+        "score": node.score,
+        "normalized_score": node.normalized_score,
+        "status": node.status,
+    }
+
+
+def trace_line(
+    translator: Translator, line: str, decode: DecodeConfig, alternatives: int = 3
+) -> dict[str, Any]:
+    """One line's search, step by step, with its n-best hypotheses (and their attention).
+
+    The JSON shape is documented in docs/explorer.md: `steps[t - 1]` holds step t's candidate
+    nodes; a node's `parent` is the slot it extends at the step before.
+    """
+    src_ids = translator.src_tokenizer.encode([line])[0]
+    result: dict[str, Any] = {
+        "source_pieces": pieces(translator, src_ids, "src"),
+        "beam_size": decode.beam_size,
+        "length_penalty": decode.length_penalty,
+        "steps": [],
+        "stop_reason": "the source is empty: the output is empty",
+        "hypotheses": [],
+    }
+    if not src_ids:
+        return result
+    trace = SearchTrace(alternatives)
+    found = translator.trace_search(src_ids, decode, trace)[: decode.n_best]
+    texts = translator.tgt_tokenizer.decode([h.tokens for h in found])
+    weights = attention_rows(translator, src_ids, [h.tokens for h in found])
+    result["max_steps"] = int(translator.max_lengths([len(src_ids)])[0])
+    result["steps"] = [[_node(translator, node) for node in step] for step in trace.steps]
+    result["stop_reason"] = trace.stop_reason
+    result["length_penalty"] = trace.alpha  # greedy search normalizes nothing
+    result["hypotheses"] = [
+        {
+            "text": text,
+            "pieces": pieces(translator, h.tokens),
+            "score": h.score,
+            "normalized_score": h.normalized_score,
+            # Decoder steps taken, which the length penalty counts: EOS is one, unless the
+            # length limit cut the hypothesis.
+            "steps": len(h.tokens) if len(h.tokens) == result["max_steps"] else len(h.tokens) + 1,
+            "attention": rows,
+        }
+        for h, text, rows in zip(found, texts, weights, strict=True)
+    ]
+    return result
+
+
+def reads_attention(translator: Translator) -> bool:
+    """Whether the served model has attention weights to show (one model whose decoder attends)."""
+    attention = getattr(getattr(translator.model, "decoder", None), "attention", None)
+    return bool(getattr(attention, "reads_query", False))
+
+
+@torch.inference_mode()
+def attention_rows(
+    translator: Translator, src_ids: list[int], outputs: list[list[int]]
+) -> list[list[list[float]] | None]:
+    """Per output, the (len + 1, len(src)) attention weights of a teacher-forced pass over it
+    (the last row: the end of sentence); None each where the model has no attention."""
+    if not outputs or not reads_attention(translator):
+        return [None for _ in outputs]
+    run = _forced(translator, [src_ids] * len(outputs), outputs)
+    return [
+        [row[: len(src_ids)] for row in run.attention[b, : len(tokens) + 1].tolist()]
+        for b, tokens in enumerate(outputs)
+    ]
+
+
+class _Forced(NamedTuple):
+    """A teacher-forced pass: log-probabilities (B, T + 1, V) and attention (B, T + 1, S)."""
+
+    log_probs: Tensor
+    attention: Tensor
+
+
+def _forced(translator: Translator, src_ids: list[list[int]], tgt_ids: list[list[int]]) -> _Forced:
+    model, device = translator.model, translator.device
+    model.eval()
+    src = pad(src_ids).to(device)
+    lengths = torch.tensor([len(s) for s in src_ids], dtype=torch.long, device=device)
+    tgt_in = pad([[BOS_ID, *t] for t in tgt_ids]).to(device)  # (B, T + 1)
+    state, memory = model.encode(src, lengths)
+    log_probs, attention = [], []
+    for t in range(tgt_in.size(1)):
+        step_log_probs, state = model.step(tgt_in[:, t], state, memory)
+        log_probs.append(step_log_probs.float())
+        weights = getattr(state, "attention", None)
+        attention.append(torch.zeros(src.shape) if weights is None else weights.float())
+    return _Forced(torch.stack(log_probs, dim=1).cpu(), torch.stack(attention, dim=1).cpu())
+
+
+@torch.inference_mode()
+def score_pair(translator: Translator, source: str, target: str) -> dict[str, Any]:
+    """The reference scored under teacher forcing and the model's free run beside it.
+
+    teacher_forced[j]: the reference's piece j (then </s>), its log-probability after the gold
+    prefix, and the piece the model would have chosen there. free_running[j]: the piece the
+    model chose after its own prefix (greedy), its log-probability, and the log-probability the
+    reference's piece j would have had at that point. first_divergence: the first step whose
+    free-running piece differs from the reference's, or null when they agree throughout.
+    """
+    src_ids = translator.src_tokenizer.encode([source])[0]
+    ref_ids = translator.tgt_tokenizer.encode([target])[0]
+    gold = [*ref_ids, EOS_ID]
+    result: dict[str, Any] = {
+        "source_pieces": pieces(translator, src_ids, "src"),
+        "reference_pieces": pieces(translator, gold),
+    }
+    if not src_ids:
+        return {**result, "teacher_forced": [], "free_running": [], "first_divergence": None,
+                "teacher_forced_loss": None, "free_running_loss": None}  # fmt: skip
+    forced = _forced(translator, [src_ids], [ref_ids]).log_probs[0]  # (T + 1, V)
+    chosen = forced.argmax(dim=1).tolist()
+    teacher_forced = [
+        {
+            "piece": piece,
+            "log_prob": float(forced[j, token]),
+            "model_piece": pieces(translator, [chosen[j]])[0],
+        }
+        for j, (token, piece) in enumerate(zip(gold, result["reference_pieces"], strict=True))
+    ]
+    free_running = _free_run(translator, src_ids, gold)
+    divergence = next(
+        (j for j, step in enumerate(free_running) if j >= len(gold) or step["token"] != gold[j]), None
+    )
+    if divergence is None and len(free_running) < len(gold):
+        divergence = len(free_running)  # cut by the length limit before the reference ended
+    return {
+        **result,
+        "teacher_forced": teacher_forced,
+        "teacher_forced_loss": -sum(s["log_prob"] for s in teacher_forced) / len(teacher_forced),
+        "free_running": free_running,
+        "free_running_loss": _mean_loss(free_running),
+        "first_divergence": divergence,
+    }
+
+
+def _free_run(translator: Translator, src_ids: list[int], gold: list[int]) -> list[dict[str, Any]]:
+    """Greedy decoding of one source, reading the reference's log-probability at every step."""
+    model, device = translator.model, translator.device
+    src = torch.tensor([src_ids], dtype=torch.long, device=device)
+    state, memory = model.encode(src, torch.tensor([len(src_ids)], device=device))
+    prev = torch.tensor([BOS_ID], device=device)
+    steps: list[dict[str, Any]] = []
+    for j in range(int(translator.max_lengths([len(src_ids)])[0])):
+        log_probs, state = model.step(prev, state, memory)
+        row = log_probs[0].float()
+        token = int(row.argmax())
+        steps.append(
+            {
+                "token": token,
+                "piece": pieces(translator, [token])[0],
+                "log_prob": float(row[token]),
+                "reference_log_prob": float(row[gold[j]]) if j < len(gold) else None,
+            }
+        )
+        if token == EOS_ID:
+            break
+        prev = torch.tensor([token], device=device)
+    return steps
+
+
+def _mean_loss(steps: list[dict[str, Any]]) -> float | None:
+    """Mean -log P(reference piece) over the free-running steps that had a reference piece."""
+    known = [s["reference_log_prob"] for s in steps if s["reference_log_prob"] is not None]
+    return -sum(known) / len(known) if known and all(math.isfinite(x) for x in known) else None

@@ -178,7 +178,7 @@ def _decode(
         is_eos = (grown.tokens == eos) & grown.scores.isfinite()  # (n, K)
         keep = book.update(sent_ids, grown.scores, is_eos, history, t)  # (n',) on the host
         if trace is not None:
-            trace.record(t, scores, log_probs, grown, is_eos, book)
+            trace.record(t, scores, log_probs, grown, is_eos, book, state)
         if len(keep) == 0:
             break
         scores = grown.scores.masked_fill(is_eos, -math.inf)  # an EOS retires its slot
@@ -278,19 +278,32 @@ class SearchTrace:
     """What one sentence's search did: at every step, the best `alternatives` (or beam size,
     if larger) tokens each live hypothesis proposed, which of them were kept, finished or
     pruned, and at the end why the search stopped. A beam of size K keeps only the K best
-    candidates over all its hypotheses, so every kept one is among these."""
+    candidates over all its hypotheses, so every kept one is among these. Where the decoder
+    state carries attention weights (`state.attention`, (K, S)), each step's are kept too: row k
+    is where hypothesis k looked while proposing that step's candidates."""
 
     def __init__(self, alternatives: int = 3):
         self.alternatives = alternatives
         self.steps: list[list[TraceNode]] = []
         self.stop_reason = ""
         self.alpha = 0.0  # the length penalty the search normalized with (greedy: none)
+        self.attention: list[Tensor] = []  # per step (K, S), when the state has attention
 
     def record(
-        self, t: int, scores: Tensor, log_probs: Tensor, grown: _Expansion, is_eos: Tensor, book: _BeamBook
+        self,
+        t: int,
+        scores: Tensor,
+        log_probs: Tensor,
+        grown: _Expansion,
+        is_eos: Tensor,
+        book: _BeamBook,
+        state: Any,
     ) -> None:
         """Step t of _decode: scores (1, K) before it, log_probs (K, V), the expansion, its EOS
-        marks (1, K), and the book after its update."""
+        marks (1, K), the book after its update, and the decoder state the step returned."""
+        weights = getattr(state, "attention", None)
+        if weights is not None:
+            self.attention.append(weights.float().cpu())
         k, self.alpha = book.beam_size, book.alpha
         parent_scores, new_scores = scores[0].tolist(), grown.scores[0].tolist()
         kept = {
@@ -335,6 +348,23 @@ class SearchTrace:
                 f"the {book.n_best} best finished hypotheses cannot be beaten: no live hypothesis "
                 "could score higher, even at its best reachable length"
             )
+
+    def path(self, step: int, node: TraceNode) -> list[TraceNode]:
+        """The nodes of node's hypothesis, from step 1 to node (which is at `step`)."""
+        nodes = [node]
+        for earlier in range(step - 1, 0, -1):
+            parent = nodes[0].parent
+            nodes.insert(
+                0, next(n for n in self.steps[earlier - 1] if n.slot == parent and n.status == "kept")
+            )
+        return nodes
+
+    def attention_along(self, nodes: list[TraceNode]) -> Tensor | None:
+        """(len(nodes), S): the weights each node of a path was proposed with; None without attention."""
+        if len(self.attention) < len(nodes):
+            return None
+        rows = [self.attention[t][node.parent or 0] for t, node in enumerate(nodes)]
+        return torch.stack(rows)
 
 
 def _check_trace(trace: SearchTrace | None, max_lengths: Tensor) -> None:

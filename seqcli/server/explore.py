@@ -33,19 +33,6 @@ def pieces(translator: Translator, ids: list[int], side: str = "tgt") -> list[st
     ]
 
 
-def _node(translator: Translator, node: TraceNode) -> dict[str, Any]:
-    return {
-        "slot": node.slot,
-        "parent": node.parent,
-        "token": node.token,
-        "piece": pieces(translator, [node.token])[0],
-        "log_prob": node.log_prob,
-        "score": node.score,
-        "normalized_score": node.normalized_score,
-        "status": node.status,
-    }
-
-
 def trace_line(
     translator: Translator, line: str, decode: DecodeConfig, alternatives: int = 3
 ) -> dict[str, Any]:
@@ -68,25 +55,76 @@ def trace_line(
     trace = SearchTrace(alternatives)
     found = translator.trace_search(src_ids, decode, trace)[: decode.n_best]
     texts = translator.tgt_tokenizer.decode([h.tokens for h in found])
-    weights = attention_rows(translator, src_ids, [h.tokens for h in found])
+    spelled = _pieces_of(translator, trace)
     result["max_steps"] = int(translator.max_lengths([len(src_ids)])[0])
-    result["steps"] = [[_node(translator, node) for node in step] for step in trace.steps]
+    result["steps"] = [[_node(node, spelled[node.token]) for node in step] for step in trace.steps]
     result["stop_reason"] = trace.stop_reason
     result["length_penalty"] = trace.alpha  # greedy search normalizes nothing
+    ends = _ends(trace)
     result["hypotheses"] = [
         {
             "text": text,
-            "pieces": pieces(translator, h.tokens),
+            "pieces": [spelled[token] for token in h.tokens],
             "score": h.score,
             "normalized_score": h.normalized_score,
             # Decoder steps taken, which the length penalty counts: EOS is one, unless the
             # length limit cut the hypothesis.
             "steps": len(h.tokens) if len(h.tokens) == result["max_steps"] else len(h.tokens) + 1,
-            "attention": rows,
+            "attention": _attention(
+                translator, trace, ends.get((tuple(h.tokens), h.score)), src_ids, h.tokens
+            ),
         }
-        for h, text, rows in zip(found, texts, weights, strict=True)
+        for h, text in zip(found, texts, strict=True)
     ]
     return result
+
+
+def _node(node: TraceNode, piece: str) -> dict[str, Any]:
+    """A candidate as JSON (its step is its list's position)."""
+    return {
+        "slot": node.slot,
+        "parent": node.parent,
+        "token": node.token,
+        "piece": piece,
+        "log_prob": node.log_prob,
+        "score": node.score,
+        "normalized_score": node.normalized_score,
+        "status": node.status,
+    }
+
+
+def _pieces_of(translator: Translator, trace: SearchTrace) -> dict[int, str]:
+    """Every token of the trace as its piece, looked up at once."""
+    tokens = sorted({node.token for step in trace.steps for node in step})
+    return dict(zip(tokens, pieces(translator, tokens), strict=True))
+
+
+def _ends(trace: SearchTrace) -> dict[tuple[tuple[int, ...], float], list[TraceNode]]:
+    """The path of every hypothesis that ended with EOS, by (tokens without EOS, score)."""
+    ends = {}
+    for t, step in enumerate(trace.steps, start=1):
+        for node in step:
+            if node.status == "finished":
+                path = trace.path(t, node)
+                ends[(tuple(n.token for n in path[:-1]), node.score)] = path
+    return ends
+
+
+def _attention(
+    translator: Translator,
+    trace: SearchTrace,
+    path: list[TraceNode] | None,
+    src_ids: list[int],
+    tokens: list[int],
+) -> list[list[float]] | None:
+    """The hypothesis's attention rows, EOS last: as the search computed them where it ended by
+    EOS, else from a teacher-forced pass; None without attention."""
+    if not reads_attention(translator):
+        return None
+    weights = trace.attention_along(path) if path is not None else None
+    if weights is None:
+        return attention_rows(translator, src_ids, [tokens])[0]
+    return [row[: len(src_ids)] for row in weights.tolist()]
 
 
 def reads_attention(translator: Translator) -> bool:

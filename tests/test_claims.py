@@ -51,6 +51,7 @@ def multi30k_like(tmp_path: Path) -> Path:
     return data
 
 
+@pytest.mark.slow  # an experiment's whole report, end to end
 def test_tiny_grid_experiments_write_the_report(
     multi30k_like: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

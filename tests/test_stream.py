@@ -110,7 +110,11 @@ class LiveProcess:
 
 @pytest.mark.parametrize(
     "options",
-    [["--beam-size", "1"], ["--beam-size", "3", "--n-best", "2"], ["--alignments", "/dev/null"]],
+    [
+        ["--beam-size", "3", "--n-best", "2"],
+        pytest.param(["--beam-size", "1"], marks=pytest.mark.slow),  # the same path: slow
+        pytest.param(["--alignments", "/dev/null"], marks=pytest.mark.slow),
+    ],
 )
 def test_translate_answers_each_line_before_the_next_is_written(
     trained_run: Path, options: list[str]

@@ -381,7 +381,7 @@ def rebuild_average(
             shutil.copy2(rebuild / name / step_checkpoint_name(step), combined)
         average_checkpoints(combined, last, out, threads)
     greedy = score_test(out, data / "valid", src, tgt, 1, threads)["bleu"]
-    best_single = rule.best_of(entry[rule.measure] for entry in log)
+    best_single = (max if rule.higher_is_better else min)(entry[rule.measure] for entry in log)
     finish = json.loads((run_dir / "finish.json").read_text())
     rerun = rebuild / f"{name}.json"  # written when this script trained the rerun
     record = {

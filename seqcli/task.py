@@ -9,7 +9,7 @@ steps (`after_training`, which `seqcli.finish` runs).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,10 +62,6 @@ class BestRule:
 
     def improves(self, value: float, best: float) -> bool:
         return value > best if self.higher_is_better else value < best
-
-    def best_of(self, values: Iterable[float]) -> float:
-        """The value of VALUES this rule ranks first."""
-        return max(values) if self.higher_is_better else min(values)
 
 
 class TrainingTask(Protocol):

@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks.provenance import provenance, write_result
 from experiments.claims.multi30k import RECIPE
 from seqcli.average import step_checkpoint_name, step_checkpoints
 from seqcli.checkpoint import read_log
@@ -154,12 +155,14 @@ def thread_env(threads: int) -> dict[str, str]:
 
 def run_logged(name: str, work: Path, args: list[str], threads: int = 1) -> dict[str, Any]:
     """Run one training command with this many torch threads, its stderr to WORK/NAME.log;
-    returns its wall time and the load average before and after."""
+    returns its provenance, wall time and the load average before and after."""
+    started = provenance(args)
     load_before = os.getloadavg()[0]
     start = time.monotonic()
     with open(work / f"{name}.log", "w") as log:
         subprocess.run(args, check=True, stderr=log, env=thread_env(threads))
     return {
+        "provenance": started,
         "command": shlex.join(["seqcli", *args[1:]]),
         "wall_seconds": round(time.monotonic() - start, 1),
         "load_before": load_before,
@@ -580,6 +583,7 @@ def main() -> None:
     parser.add_argument("--earlier-label", default="earlier", help="final-report: its legend note")
     parser.add_argument("--label", default="", help="final-report: the legend note of the runs in WORK")
     args = parser.parse_args()
+    started = provenance()  # each result file written below says where it came from
     args.work.mkdir(parents=True, exist_ok=True)
     if args.action == "levers":
         (args.work / "base.toml").write_text(BASE_RECIPE)
@@ -597,7 +601,8 @@ def main() -> None:
         rows = [summarize(name, args.work) for name in args.rows if (args.work / f"{name}.json").exists()]
         earlier = json.loads(LEVERS_RESULTS.read_text()) if LEVERS_RESULTS.exists() else None
         results = merge_rows(earlier, args.minutes, rows)
-        LEVERS_RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        results.pop("provenance", None)  # the earlier file's: this one gets its own
+        write_result(LEVERS_RESULTS, results, started)
         print(table(results["rows"]))
     elif args.action == "averaging":
         if args.results is None:
@@ -606,7 +611,7 @@ def main() -> None:
         runs = [
             average_windows(n, args.work, args.data, args.windows, args.alphas, args.threads) for n in found
         ]
-        args.results.write_text(json.dumps({"alphas": args.alphas, "runs": runs}, indent=2) + "\n")
+        write_result(args.results, {"alphas": args.alphas, "runs": runs}, started)
     elif args.action == "rebuild-average":
         if args.results is None or args.rebuild is None:
             parser.error("rebuild-average needs --results and --rebuild")
@@ -615,14 +620,12 @@ def main() -> None:
             rebuild_average(n, args.work, args.rebuild, args.data, args.last, args.alphas, args.threads)
             for n in found
         ]
-        args.results.write_text(
-            json.dumps({"last": args.last, "alphas": args.alphas, "runs": runs}, indent=2) + "\n"
-        )
+        write_result(args.results, {"last": args.last, "alphas": args.alphas, "runs": runs}, started)
         print(rebuild_table(runs))
     else:
         names = run_names(args.directions, args.seeds)
         runs = [final_summary(n, args.work) for n in finished_runs(args.work, names)]
-        (args.results or FINAL_RESULTS).write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+        write_result(args.results or FINAL_RESULTS, {"runs": runs}, started)
         earlier = json.loads(args.earlier.read_text())["runs"] if args.earlier else []
         earlier = [r for r in earlier if r["run"] in names]  # the directions and seeds asked for
         valid_figure(runs, args.figure, earlier, args.earlier_label, args.label)

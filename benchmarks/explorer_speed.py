@@ -34,9 +34,9 @@ def thirty_word_lines(path: Path, count: int, words: int = 30) -> list[str]:
 class Serve:
     """`seqcli serve RUN_DIR --port 0` in its own process."""
 
-    def __init__(self, run_dir: Path, threads: int):
+    def __init__(self, run_dir: Path, threads: int, quantize: bool):
         command = [sys.executable, "-m", "seqcli", "serve", str(run_dir), "--port", "0"]
-        command += ["--threads", str(threads), "--max-chars", "100000"]
+        command += ["--threads", str(threads), "--max-chars", "100000", *(["--quantize"] if quantize else [])]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO)
         assert self.process.stderr is not None
         for line in self.process.stderr:
@@ -122,13 +122,14 @@ def main() -> None:
     parser.add_argument("--lang", default="en", help="the run's source language")
     parser.add_argument("--sentences", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="the server's torch threads")
+    parser.add_argument("--quantize", action="store_true", help="serve with int8 dynamic quantization")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "explorer-cpu.json")
     args = parser.parse_args()
 
     started = provenance()
     lines = thirty_word_lines(args.data / f"valid.{args.lang}", args.sentences)
-    server = Serve(args.run, args.threads)
+    server = Serve(args.run, args.threads, args.quantize)
     try:
         for line in lines[:2]:  # warm up
             server.timed({"text": [line], "beam_size": 10, "trace": True})
@@ -154,6 +155,7 @@ def main() -> None:
         "sentences": f"{args.sentences} lines of 30 words from valid.{args.lang}, {args.rounds} rounds",
         "beam_size": 10,
         "threads": args.threads,
+        "quantize": args.quantize,
         "trace_ms": summary(traced),
         "without_trace_ms": summary(plain),
         "trace_bytes_median": int(statistics.median(sizes)),

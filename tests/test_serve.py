@@ -283,10 +283,10 @@ def test_a_trace_is_the_search_that_translate_runs(
             assert 1 <= len(kept) <= beam_size and len({n["slot"] for n in kept}) == len(kept)
             pruned = [n["score"] for n in nodes if n["status"] == "pruned"]
             if t < len(trace["steps"]) and pruned:  # the beam keeps the best candidates
-                assert min(n["score"] for n in kept) >= max(pruned) - 1e-6
+                assert min(n["score"] for n in kept) >= max(pruned) - 1e-4
             for node in nodes:
-                assert node["normalized_score"] == pytest.approx(
-                    node["score"] / ((5 + t) / 6) ** trace["length_penalty"]
+                assert node["normalized_score"] == pytest.approx(  # both rounded to 4 decimals
+                    node["score"] / ((5 + t) / 6) ** trace["length_penalty"], abs=2e-4
                 )
                 if node["status"] in ("finished", "ended"):
                     finished.append((node["score"], path_to(trace["steps"], t, node)))
@@ -294,7 +294,7 @@ def test_a_trace_is_the_search_that_translate_runs(
             pieces = hypothesis["pieces"] + (
                 ["</s>"] if hypothesis["steps"] > len(hypothesis["pieces"]) else []
             )
-            assert (pytest.approx(hypothesis["score"]), pieces) in finished
+            assert (pytest.approx(hypothesis["score"], abs=1e-4), pieces) in finished
         if beam_size == 1:
             assert all(sum(n["status"] != "pruned" for n in nodes) == 1 for nodes in trace["steps"])
 

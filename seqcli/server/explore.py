@@ -79,6 +79,9 @@ def trace_line(
     return result
 
 
+TRACE_DECIMALS = 4  # a beam-10 trace holds thousands of candidates: short numbers keep it small
+
+
 def _node(node: TraceNode, piece: str) -> dict[str, Any]:
     """A candidate as JSON (its step is its list's position)."""
     return {
@@ -86,9 +89,9 @@ def _node(node: TraceNode, piece: str) -> dict[str, Any]:
         "parent": node.parent,
         "token": node.token,
         "piece": piece,
-        "log_prob": node.log_prob,
-        "score": node.score,
-        "normalized_score": node.normalized_score,
+        "log_prob": round(node.log_prob, TRACE_DECIMALS),
+        "score": round(node.score, TRACE_DECIMALS),
+        "normalized_score": round(node.normalized_score, TRACE_DECIMALS),
         "status": node.status,
     }
 

@@ -189,7 +189,7 @@ function drawHeatmap() {
     return;
   }
   note.textContent = kind === "hard"
-    ? "Hard attention: the distribution over source positions that each step samples one position from (training) or takes the expectation of (search)."
+    ? "Hard attention: each row is the distribution over source positions; a piece is read out of one position drawn from it, so its probability is the sum over positions weighted by this row."
     : `Attention: ${kind}.`;
   const source = trace.source_pieces;
   const target = [...hypothesis.pieces, "</s>"];

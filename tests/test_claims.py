@@ -60,6 +60,7 @@ def test_tiny_grid_experiments_write_the_report(
     monkeypatch.setattr(claims, "READINGS", readings)
     work, report = tmp_path / "work", tmp_path / "docs" / "experiments.md"
     common = ["--work", str(work), "--report", str(report), "--data", str(multi30k_like)]
+    common += ["--results", str(tmp_path / "results")]
     for command in ("bottleneck", "soft-hard", "sampling", "beam"):
         claims.main([command, "--tiny", "--seeds", "1", "--workers", "1", *common])
     text = report.read_text(encoding="utf-8")

@@ -2,12 +2,13 @@
 
     .venv/bin/python -m experiments.claims all --work runs/claims
     .venv/bin/python -m experiments.claims beam --work runs/claims      # one experiment alone
-    .venv/bin/python -m experiments.claims report --work runs/claims    # only rewrite the report
+    .venv/bin/python -m experiments.claims report                       # only rewrite the report
 
 Each part of an experiment writes WORK/<part>/results.json (with its wall-clock seconds, date,
-commit and machine); `report` builds the Markdown and figures from whatever results exist, and
-puts the hand-written reading of each part (a `## part` section of experiments/claims/readings.md)
-where the part's section asks for it, or after its tables.
+commit and machine) and a copy with its provenance to RESULTS/<part>.json (default
+benchmarks/results/claims/, committed); `report` builds the Markdown and figures from the results
+in RESULTS alone, and puts the hand-written reading of each part (a `## part` section of
+experiments/claims/readings.md) where the part's section asks for it, or after its tables.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.provenance import provenance
 from experiments.claims.common import REPO, load_json, log, write_json
 from experiments.claims.multi30k import shared_data
 
 READINGS = Path(__file__).with_name("readings.md")
+RESULTS = REPO / "benchmarks" / "results" / "claims"  # what the report is built from, committed
+GRID = "multi30k-grid.json"
 
 # part -> (module, runner, section). Runners take (work, seeds, workers, tiny), and the data
 # directory too where they read Multi30k; sections take (results, figures directory).
@@ -70,9 +74,17 @@ def results_path(work: Path, part: str) -> Path:
 
 
 def run_part(
-    part: str, work: Path, seeds: list[int], workers: int, tiny: bool, data: Path, books: Path | None
+    part: str,
+    work: Path,
+    results_dir: Path,
+    seeds: list[int],
+    workers: int,
+    tiny: bool,
+    data: Path,
+    books: Path | None,
 ) -> None:
     runner = _function(part, 1)
+    started = provenance()
     start = time.monotonic()
     load_before = os.getloadavg()[0]
     extra: tuple[Path | None, ...] = (data,) if part in READS_MULTI30K else ()
@@ -84,6 +96,7 @@ def run_part(
     results["workers"] = workers
     results["measured"] = measured_on()
     write_json(results_path(work, part), results)
+    write_json(results_dir / f"{part}.json", {"provenance": started, **results})
     log(f"{part}: {results['wall_seconds']:.0f} s")
 
 
@@ -136,9 +149,9 @@ def _strip(lines: list[str]) -> list[str]:
     return lines
 
 
-def _total_seconds(work: Path) -> float:
+def _total_seconds(results_dir: Path) -> float:
     """The grid's training time and every part's run time, from the results found."""
-    paths = [work / "multi30k" / "grid.json", *(results_path(work, part) for part in EXPERIMENTS)]
+    paths = [results_dir / GRID, *(results_dir / f"{part}.json" for part in EXPERIMENTS)]
     return sum(load_json(p)["wall_seconds"] for p in paths if p.exists())
 
 
@@ -151,9 +164,10 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def report(work: Path, out: Path, figures: Path) -> list[str]:
+def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
+    """docs/experiments.md from the results kept in results_dir."""
     texts = readings()
-    grid = load_json(work / "multi30k" / "grid.json") if (work / "multi30k" / "grid.json").exists() else None
+    grid = load_json(results_dir / GRID) if (results_dir / GRID).exists() else None
     lines = [
         "# The classic claims, measured by seqcli",
         "",
@@ -162,7 +176,8 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
         "a band from the lowest to the highest seed. Models are small and trained for minutes on a CPU, so",
         "they show what these settings show, not what the papers showed at scale.",
         "",
-        f"Reproduce everything ({_minutes(_total_seconds(work))} of wall-clock time on the machine below:"
+        f"Reproduce everything ({_minutes(_total_seconds(results_dir))} of wall-clock time on the machine"
+        " below:"
         " the Multi30k grid's training and each part's run time; each experiment can be rerun alone with"
         " its own sub-command, and finished models are reused):",
         "",
@@ -182,7 +197,8 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
         ]
     lines += [*texts.get("summary", []), ""]
     for command, parts in COMMANDS.items():
-        found = [(p, load_json(results_path(work, p))) for p in parts if results_path(work, p).exists()]
+        paths = [(p, results_dir / f"{p}.json") for p in parts]
+        found = [(p, load_json(path)) for p, path in paths if path.exists()]
         if not found:
             continue
         lines += HEADINGS.get(command, [])
@@ -208,12 +224,15 @@ def report(work: Path, out: Path, figures: Path) -> list[str]:
     return lines
 
 
-def train_grid_command(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> None:
+def train_grid_command(
+    work: Path, results_dir: Path, seeds: list[int], workers: int, tiny: bool, data: Path
+) -> None:
     """Train every Multi30k model the experiments read, recording the wall-clock time."""
     from experiments.claims.multi30k import train_grid, variants
     from experiments.claims.real import settings
 
     steps = settings(tiny)["steps"]
+    started = provenance()
     start = time.monotonic()
     records = train_grid(list(variants(steps)), seeds, steps, work, data, workers, tiny)
     grid = {
@@ -230,6 +249,7 @@ def train_grid_command(work: Path, seeds: list[int], workers: int, tiny: bool, d
     if path.exists():  # the runs trained by earlier calls were reused: their time counts too
         grid["wall_seconds"] = round(grid["wall_seconds"] + load_json(path)["wall_seconds"], 1)
     write_json(path, grid)
+    write_json(results_dir / GRID, {"provenance": started, **grid})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -237,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["all", "train", "report", *COMMANDS])
     parser.add_argument("--work", type=Path, default=Path("runs/claims"))
     parser.add_argument("--report", type=Path, default=REPO / "docs" / "experiments.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Where results are kept and read.")
     parser.add_argument("--figures", type=Path, default=None, help="Default: figures/ beside the report.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--workers", type=int, default=2, help="Models trained at a time (one thread each).")
@@ -250,13 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     if needs_data and not (data / "train.de").exists():
         sys.exit(f"error: --data: {data / 'train.de'} not found (Multi30k with train/valid/test2016 .de/.en)")
     if args.command in ("all", "train"):
-        train_grid_command(args.work, args.seeds, args.workers, args.tiny, data)
+        train_grid_command(args.work, args.results, args.seeds, args.workers, args.tiny, data)
     for command, parts in COMMANDS.items():
         if args.command in ("all", command):
             for part in parts:
-                run_part(part, args.work, args.seeds, args.workers, args.tiny, data, args.books)
+                run_part(part, args.work, args.results, args.seeds, args.workers, args.tiny, data, args.books)
     if args.command != "train":
-        report(args.work, args.report, figures)
+        report(args.results, args.report, figures)
         log(f"wrote {args.report}")
 
 

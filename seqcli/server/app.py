@@ -212,7 +212,7 @@ def alignment_refusal(translator: Translator) -> str | None:
     """Why this model cannot give alignments, or None when it can."""
     if isinstance(translator.model, Ensemble):
         return "need a single run directory, not an ensemble"
-    if not translator.model.decoder.attention.reads_query:
+    if not reads_attention(translator):
         return "this run's model has no attention (model.attention none)"
     return None
 

@@ -10,13 +10,14 @@ model's own previous token (how it is used). Where the two first part is exposur
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from seqcli.alignment import forced_attention
 from seqcli.config import DecodeConfig
-from seqcli.corpus import pad
 from seqcli.search import SearchTrace, TraceNode
 from seqcli.translate import Translator
 from seqcli.vocab import BOS_ID, EOS_ID
@@ -125,8 +126,8 @@ def _attention(
     if not reads_attention(translator):
         return None
     weights = trace.attention_along(path) if path is not None else None
-    if weights is None:
-        return attention_rows(translator, src_ids, [tokens])[0]
+    if weights is None:  # cut by the length limit: the teacher-forced pass adds the EOS row
+        return forced_attention(translator, [src_ids], [tokens])[0].tolist()
     return [row[: len(src_ids)] for row in weights.tolist()]
 
 
@@ -136,42 +137,18 @@ def reads_attention(translator: Translator) -> bool:
     return bool(getattr(attention, "reads_query", False))
 
 
-@torch.inference_mode()
-def attention_rows(
-    translator: Translator, src_ids: list[int], outputs: list[list[int]]
-) -> list[list[list[float]] | None]:
-    """Per output, the (len + 1, len(src)) attention weights of a teacher-forced pass over it
-    (the last row: the end of sentence); None each where the model has no attention."""
-    if not outputs or not reads_attention(translator):
-        return [None for _ in outputs]
-    run = _forced(translator, [src_ids] * len(outputs), outputs)
-    return [
-        [row[: len(src_ids)] for row in run.attention[b, : len(tokens) + 1].tolist()]
-        for b, tokens in enumerate(outputs)
-    ]
-
-
-class _Forced(NamedTuple):
-    """A teacher-forced pass: log-probabilities (B, T + 1, V) and attention (B, T + 1, S)."""
-
-    log_probs: Tensor
-    attention: Tensor
-
-
-def _forced(translator: Translator, src_ids: list[list[int]], tgt_ids: list[list[int]]) -> _Forced:
+def _forced_log_probs(translator: Translator, src_ids: list[int], tgt_ids: list[int]) -> Tensor:
+    """log P(. | tgt_ids[:j], source) at every position j of a teacher-forced pass, the end of
+    sentence's position last: (len(tgt_ids) + 1, V), on the host."""
     model, device = translator.model, translator.device
     model.eval()
-    src = pad(src_ids).to(device)
-    lengths = torch.tensor([len(s) for s in src_ids], dtype=torch.long, device=device)
-    tgt_in = pad([[BOS_ID, *t] for t in tgt_ids]).to(device)  # (B, T + 1)
-    state, memory = model.encode(src, lengths)
-    log_probs, attention = [], []
-    for t in range(tgt_in.size(1)):
-        step_log_probs, state = model.step(tgt_in[:, t], state, memory)
-        log_probs.append(step_log_probs.float())
-        weights = getattr(state, "attention", None)
-        attention.append(torch.zeros(src.shape) if weights is None else weights.float())
-    return _Forced(torch.stack(log_probs, dim=1).cpu(), torch.stack(attention, dim=1).cpu())
+    src = torch.tensor([src_ids], dtype=torch.long, device=device)
+    state, memory = model.encode(src, torch.tensor([len(src_ids)], device=device))
+    rows = []
+    for token in [BOS_ID, *tgt_ids]:
+        log_probs, state = model.step(torch.tensor([token], device=device), state, memory)
+        rows.append(log_probs[0].float())
+    return torch.stack(rows).cpu()
 
 
 @torch.inference_mode()
@@ -194,15 +171,17 @@ def score_pair(translator: Translator, source: str, target: str) -> dict[str, An
     if not src_ids:
         return {**result, "teacher_forced": [], "free_running": [], "first_divergence": None,
                 "teacher_forced_loss": None, "free_running_loss": None}  # fmt: skip
-    forced = _forced(translator, [src_ids], [ref_ids]).log_probs[0]  # (T + 1, V)
-    chosen = forced.argmax(dim=1).tolist()
+    forced = _forced_log_probs(translator, src_ids, ref_ids)  # (T + 1, V)
     teacher_forced = [
-        {
-            "piece": piece,
-            "log_prob": float(forced[j, token]),
-            "model_piece": pieces(translator, [chosen[j]])[0],
-        }
-        for j, (token, piece) in enumerate(zip(gold, result["reference_pieces"], strict=True))
+        {"piece": piece, "log_prob": float(forced[j, token]), "model_piece": chosen}
+        for j, (token, piece, chosen) in enumerate(
+            zip(
+                gold,
+                result["reference_pieces"],
+                pieces(translator, forced.argmax(dim=1).tolist()),
+                strict=True,
+            )
+        )
     ]
     free_running = _free_run(translator, src_ids, gold)
     divergence = next(
@@ -221,28 +200,21 @@ def score_pair(translator: Translator, source: str, target: str) -> dict[str, An
 
 
 def _free_run(translator: Translator, src_ids: list[int], gold: list[int]) -> list[dict[str, Any]]:
-    """Greedy decoding of one source, reading the reference's log-probability at every step."""
-    model, device = translator.model, translator.device
-    src = torch.tensor([src_ids], dtype=torch.long, device=device)
-    state, memory = model.encode(src, torch.tensor([len(src_ids)], device=device))
-    prev = torch.tensor([BOS_ID], device=device)
-    steps: list[dict[str, Any]] = []
-    for j in range(int(translator.max_lengths([len(src_ids)])[0])):
-        log_probs, state = model.step(prev, state, memory)
-        row = log_probs[0].float()
-        token = int(row.argmax())
-        steps.append(
-            {
-                "token": token,
-                "piece": pieces(translator, [token])[0],
-                "log_prob": float(row[token]),
-                "reference_log_prob": float(row[gold[j]]) if j < len(gold) else None,
-            }
-        )
-        if token == EOS_ID:
-            break
-        prev = torch.tensor([token], device=device)
-    return steps
+    """Greedy search over one source, and at each of its steps the log-probabilities of its own
+    piece and of the reference's (a teacher-forced pass over its own output is the same run)."""
+    (best,) = translator.translate_ids([src_ids], replace(translator.decode, beam_size=1, n_best=1))[0]
+    limit = int(translator.max_lengths([len(src_ids)])[0])
+    own = best.tokens if len(best.tokens) == limit else [*best.tokens, EOS_ID]  # cut, or ended by EOS
+    rows = _forced_log_probs(translator, src_ids, best.tokens)[: len(own)]  # (steps, V)
+    return [
+        {
+            "token": token,
+            "piece": piece,
+            "log_prob": float(rows[j, token]),
+            "reference_log_prob": float(rows[j, gold[j]]) if j < len(gold) else None,
+        }
+        for j, (token, piece) in enumerate(zip(own, pieces(translator, own), strict=True))
+    ]
 
 
 def _mean_loss(steps: list[dict[str, Any]]) -> float | None:

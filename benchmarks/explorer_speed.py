@@ -12,17 +12,16 @@ benchmarks/results/explorer-cpu.json.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 from provenance import REPO, provenance, write_result
+from serve_load import percentile, start_server
 
 
 def thirty_word_lines(path: Path, count: int, words: int = 30) -> list[str]:
@@ -32,26 +31,12 @@ def thirty_word_lines(path: Path, count: int, words: int = 30) -> list[str]:
 
 
 class Serve:
-    """`seqcli serve RUN_DIR --port 0` in its own process."""
+    """`seqcli serve RUN_DIR` in its own process (serve_load.start_server), and a client."""
 
-    def __init__(self, run_dir: Path, threads: int, quantize: bool):
-        command = [sys.executable, "-m", "seqcli", "serve", str(run_dir), "--port", "0"]
-        command += ["--threads", str(threads), "--max-chars", "100000", *(["--quantize"] if quantize else [])]
-        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO)
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if found := re.search(r"listening on (http://\S+),", line):
-                self.url = found[1]
-                break
-        else:
-            raise SystemExit(f"seqcli serve did not start: {self.process.wait()}")
+    def __init__(self, run_dir: Path, threads: int, quantize: bool, log: Path):
+        options = ["--threads", str(threads), "--max-chars", "100000", *(["--quantize"] if quantize else [])]
+        self.process, self.url = start_server(str(run_dir), options, log)
         self.client = httpx.Client(base_url=self.url, timeout=300)
-        while True:
-            try:
-                if self.client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
 
     def timed(self, body: dict[str, Any]) -> tuple[float, int]:
         """Milliseconds for one POST /translate answered, and the answer's size in bytes."""
@@ -68,11 +53,10 @@ class Serve:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
     return {
-        "median": round(statistics.median(ordered), 1),
-        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 1),
-        "max": round(ordered[-1], 1),
+        "median": round(statistics.median(values), 1),
+        "p90": round(percentile(values, 90), 1),
+        "max": round(max(values), 1),
     }
 
 
@@ -129,7 +113,7 @@ def main() -> None:
 
     started = provenance()
     lines = thirty_word_lines(args.data / f"valid.{args.lang}", args.sentences)
-    server = Serve(args.run, args.threads, args.quantize)
+    server = Serve(args.run, args.threads, args.quantize, Path(tempfile.mkdtemp()) / "serve.log")
     try:
         for line in lines[:2]:  # warm up
             server.timed({"text": [line], "beam_size": 10, "trace": True})

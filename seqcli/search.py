@@ -339,20 +339,12 @@ class SearchTrace:
                     )
                 )
         self.steps.append(nodes)
-        if at_limit:
-            self.stop_reason = f"the length limit: {t} steps"
-        elif no_live:
-            self.stop_reason = "no live hypothesis left: every beam slot has finished"
-        elif unbeatable:
-            self.stop_reason = (
-                f"the {book.n_best} best finished hypotheses cannot be beaten: no live hypothesis "
-                "could score higher, even at its best reachable length"
-            )
+        self.stop_reason = _why_stopped(t, at_limit, no_live, unbeatable, book.n_best) or self.stop_reason
 
-    def path(self, step: int, node: TraceNode) -> list[TraceNode]:
-        """The nodes of node's hypothesis, from step 1 to node (which is at `step`)."""
+    def path(self, node: TraceNode) -> list[TraceNode]:
+        """The nodes of node's hypothesis, from step 1 to node."""
         nodes = [node]
-        for earlier in range(step - 1, 0, -1):
+        for earlier in range(node.step - 1, 0, -1):
             parent = nodes[0].parent
             nodes.insert(
                 0, next(n for n in self.steps[earlier - 1] if n.slot == parent and n.status == "kept")
@@ -365,6 +357,20 @@ class SearchTrace:
             return None
         rows = [self.attention[t][node.parent or 0] for t, node in enumerate(nodes)]
         return torch.stack(rows)
+
+
+def _why_stopped(t: int, at_limit: bool, no_live: bool, unbeatable: bool, n_best: int) -> str:
+    """Why a search ended at step t, in words ("" while it goes on)."""
+    if at_limit:
+        return f"the length limit: {t} steps"
+    if no_live:
+        return "no live hypothesis left: every beam slot has finished"
+    if unbeatable:
+        return (
+            f"the {n_best} best finished hypotheses cannot be beaten: no live hypothesis "
+            "could score higher, even at its best reachable length"
+        )
+    return ""
 
 
 def _check_trace(trace: SearchTrace | None, max_lengths: Tensor) -> None:

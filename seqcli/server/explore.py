@@ -105,13 +105,8 @@ def _pieces_of(translator: Translator, trace: SearchTrace) -> dict[int, str]:
 
 def _ends(trace: SearchTrace) -> dict[tuple[tuple[int, ...], float], list[TraceNode]]:
     """The path of every hypothesis that ended with EOS, by (tokens without EOS, score)."""
-    ends = {}
-    for t, step in enumerate(trace.steps, start=1):
-        for node in step:
-            if node.status == "finished":
-                path = trace.path(t, node)
-                ends[(tuple(n.token for n in path[:-1]), node.score)] = path
-    return ends
+    paths = (trace.path(node) for step in trace.steps for node in step if node.status == "finished")
+    return {(tuple(n.token for n in path[:-1]), path[-1].score): path for path in paths}
 
 
 def _attention(

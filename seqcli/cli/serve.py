@@ -59,9 +59,7 @@ def serve_command(
     overrides: dict[str, object] = {"beam_size": beam_size, "batch_size": batch_size}
     if side_by_side:
         runs = [
-            app.ServedRun(
-                run_dir.name, run_dir, load_translator([run_dir], overrides, device, quantize, bf16=False)
-            )
+            app.ServedRun(run_dir, load_translator([run_dir], overrides, device, quantize, bf16=False))
             for run_dir in run_dirs
         ]
         translator = runs[0].translator

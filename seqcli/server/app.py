@@ -101,8 +101,7 @@ class ScoreOptions:
 class ServedRun:
     """One run directory served on its own: the explorer's side-by-side views and GET /runs."""
 
-    name: str
-    run_dir: Path | None  # None for a model built in memory
+    run_dir: Path
     translator: Translator
 
 
@@ -241,13 +240,10 @@ def describe(
 def served_runs(translator: Translator, run_dirs: list[Path]) -> list[ServedRun]:
     """Each run of the served model on its own: an ensemble's members, or the one model."""
     if not isinstance(translator.model, Ensemble):
-        run_dir = run_dirs[0] if run_dirs else None
-        return [ServedRun(run_dir.name if run_dir else "model", run_dir, translator)]
+        return [ServedRun(run_dirs[0], translator)]
     tokenizers = (translator.src_tokenizer, translator.tgt_tokenizer)
     return [
-        ServedRun(
-            run_dir.name, run_dir, Translator(member, *tokenizers, translator.decode, translator.device)
-        )  # type: ignore[arg-type]
+        ServedRun(run_dir, Translator(member, *tokenizers, translator.decode, translator.device))  # type: ignore[arg-type]
         for run_dir, member in zip(run_dirs, translator.model.members, strict=True)
     ]
 
@@ -258,19 +254,13 @@ CURVE_FIELDS = ("step", "elapsed_seconds", "train_loss", "valid_loss", "valid_bl
 def describe_run(index: int, run: ServedRun) -> dict[str, Any]:
     """GET /runs: one run's name, configuration and curves (read from its log.jsonl now, so a
     run still training shows its progress)."""
-    model = run.translator.model
-    config = (
-        config_to_dict(checkpoint.load_config(run.run_dir))
-        if run.run_dir is not None
-        else {"model": asdict(model.config)}  # type: ignore[call-overload]
-    )
-    log = checkpoint.read_log(run.run_dir) if run.run_dir is not None else []
+    log = checkpoint.read_log(run.run_dir)
     return {
         "index": index,
-        "name": run.name,
-        "run_dir": str(run.run_dir) if run.run_dir is not None else None,
+        "name": run.run_dir.name,
+        "run_dir": str(run.run_dir),
         "attention": reads_attention(run.translator),
-        "config": config,
+        "config": config_to_dict(checkpoint.load_config(run.run_dir)),
         "curves": [{key: record.get(key) for key in CURVE_FIELDS} for record in log if "step" in record],
     }
 

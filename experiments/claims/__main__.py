@@ -94,36 +94,10 @@ def run_part(
     results["wall_seconds"] = round(time.monotonic() - start, 1)
     results["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     results["workers"] = workers
-    results["measured"] = measured_on()
+    results["provenance"] = started
     write_json(results_path(work, part), results)
-    write_json(results_dir / f"{part}.json", {"provenance": started, **results})
+    write_json(results_dir / f"{part}.json", results)
     log(f"{part}: {results['wall_seconds']:.0f} s")
-
-
-def measured_on() -> dict[str, str]:
-    """Date, commit and machine of a measurement, for the report."""
-    import platform
-    import subprocess
-
-    import torch
-
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
-    return {
-        "date": time.strftime("%Y-%m-%d"),
-        "commit": commit or "unknown",
-        "machine": f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}",
-    }
-
-
-def _cpuinfo() -> list[str]:
-    path = Path("/proc/cpuinfo")
-    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
 def readings() -> dict[str, list[str]]:
@@ -156,8 +130,10 @@ def _total_seconds(results_dir: Path) -> float:
 
 
 def _measured(results: dict[str, Any]) -> str:
-    on = results.get("measured", {})
-    return f"{on.get('date', '?')}, commit {on.get('commit', '?')}, {on.get('machine', '?')}"
+    """'date, commit C, CPU, N cores, torch T' from a result's provenance."""
+    on = results["provenance"]
+    machine = f"{on['hardware']['cpu']}, {on['hardware']['cores']} cores, torch {on['torch']}"
+    return f"{on['date'][:10]}, commit {(on['commit'] or 'unknown')[:7]}, {machine}"
 
 
 def _minutes(seconds: float) -> str:
@@ -243,13 +219,13 @@ def train_grid_command(
         "workers": workers,
         "wall_seconds": round(time.monotonic() - start, 1),
         "run_seconds": sum(r["seconds"] for r in records.values()),
-        "measured": measured_on(),
+        "provenance": started,
     }
     path = work / "multi30k" / "grid.json"
     if path.exists():  # the runs trained by earlier calls were reused: their time counts too
         grid["wall_seconds"] = round(grid["wall_seconds"] + load_json(path)["wall_seconds"], 1)
     write_json(path, grid)
-    write_json(results_dir / GRID, {"provenance": started, **grid})
+    write_json(results_dir / GRID, grid)
 
 
 def main(argv: list[str] | None = None) -> None:

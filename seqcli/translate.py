@@ -97,18 +97,14 @@ class Translator:
         return torch.tensor([max(1, math.ceil(ratio * n) + offset) for n in src_lengths], dtype=torch.long)
 
     @torch.inference_mode()
-    def search_batch(self, ids: list[list[int]], decode: DecodeConfig) -> list[list[Hypothesis]]:
-        """Search one batch of non-empty source id lists."""
+    def search_batch(
+        self, ids: list[list[int]], decode: DecodeConfig, trace: SearchTrace | None = None
+    ) -> list[list[Hypothesis]]:
+        """Search one batch of non-empty source id lists (with a trace: a batch of one, whose
+        steps the trace records)."""
         self.model.eval()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self._search(ids, decode)
-
-    @torch.inference_mode()
-    def trace_search(self, ids: list[int], decode: DecodeConfig, trace: SearchTrace) -> list[Hypothesis]:
-        """Search one non-empty source alone, as a batch of one, and fill trace with its steps."""
-        self.model.eval()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self._search([ids], decode, trace)[0]
+            return self._search(ids, decode, trace)
 
     def _search(
         self, ids: list[list[int]], decode: DecodeConfig, trace: SearchTrace | None = None

@@ -54,7 +54,7 @@ def trace_line(
     if not src_ids:
         return result
     trace = SearchTrace(alternatives)
-    found = translator.trace_search(src_ids, decode, trace)[: decode.n_best]
+    found = translator.search_batch([src_ids], decode, trace)[0][: decode.n_best]
     texts = translator.tgt_tokenizer.decode([h.tokens for h in found])
     spelled = _pieces_of(translator, trace)
     result["max_steps"] = int(translator.max_lengths([len(src_ids)])[0])

@@ -250,6 +250,26 @@ def test_a_signal_finishes_the_requests_in_flight_then_exits_0(
     assert "Traceback" not in server.log.read_text()
 
 
+def test_a_signal_as_soon_as_the_server_says_it_listens_stops_it(trained_run: Path, tmp_path: Path) -> None:
+    """The line is printed once seqcli's handlers are in place: a SIGTERM right after it, while
+    uvicorn is still starting, stops the server gracefully instead of being lost."""
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "seqcli", "serve", str(trained_run), "--port", "0"], stderr=stderr, env=ENV
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "listening on" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.001)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, log.read_text()
+    finally:
+        process.kill()
+    assert "Traceback" not in log.read_text()
+
+
 def test_the_cli_imports_no_server_or_torch_until_a_command_runs() -> None:
     code = "import sys, seqcli.cli; print(sorted({'torch', 'fastapi', 'uvicorn'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)

@@ -69,11 +69,6 @@ def serve_command(
     sock = listen.bind(host, port)
     limits = app.Limits(max_lines=max_lines, max_chars=max_chars, max_beam_size=max_beam_size)
     batching = app.Batching(max_lines=max_batch_lines, max_wait_ms=max_wait_ms)
-    print(
-        f"seqcli serve: listening on {listen.url(sock)}, threads {choice.threads} ({choice.reason})",
-        file=sys.stderr,
-        flush=True,
-    )
 
     def keep_threads() -> None:  # the count follows the free cores, between batches
         note = choice.governor.check() if choice.governor is not None else None
@@ -81,4 +76,5 @@ def serve_command(
             print(f"seqcli serve: {note}", file=sys.stderr, flush=True)
 
     served = app.create_app(translator, run_dirs, limits, batching, keep_threads, runs)
-    listen.run(served, sock, access_log)
+    ready = f"seqcli serve: listening on {listen.url(sock)}, threads {choice.threads} ({choice.reason})"
+    listen.run(served, sock, access_log, ready)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 from types import FrameType
 
 from fastapi import FastAPI
@@ -34,24 +35,28 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _already_stopped(signum: int, frame: FrameType | None) -> None:
-    """uvicorn raises the signal that stopped it again once it has shut down: ignore it there."""
-
-
-def run(app: FastAPI, sock: socket.socket, access_log: bool) -> None:
-    """Serve app on sock until SIGINT or SIGTERM, then stop gracefully and return.
+def run(app: FastAPI, sock: socket.socket, access_log: bool, ready: str) -> None:
+    """Print the line ready, then serve app on sock until SIGINT or SIGTERM; stop gracefully and return.
 
     On the signal uvicorn stops accepting connections, lets the requests in flight finish,
-    and runs the app's shutdown; a second Ctrl-C stops at once. uvicorn then raises the
-    signal again for the handler that was in place before it, which here does nothing, so
-    a graceful stop returns (and the command exits 0) instead of dying by the signal.
+    and runs the app's shutdown; a second Ctrl-C stops at once. Around uvicorn's own
+    handlers (while it starts, and after it has stopped) a signal only asks the server to
+    stop: one that arrives while uvicorn starts still stops it, and the signal uvicorn
+    raises again once it has shut down does nothing, so a graceful stop returns (and the
+    command exits 0) instead of dying by the signal. ready is printed once these handlers
+    are in place, so whoever waits for it may signal the server from then on.
     """
     import uvicorn
 
     config = uvicorn.Config(app, log_level="info", access_log=access_log, timeout_graceful_shutdown=None)
     server = uvicorn.Server(config)
-    previous = {sig: signal.signal(sig, _already_stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        print(ready, file=sys.stderr, flush=True)
         server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():

@@ -160,6 +160,37 @@ def test_hard_attention_reads_out_a_mixture_of_each_positions_distribution() -> 
     assert torch.allclose(only.components, readout.components[real], atol=1e-6)
 
 
+def test_hard_attention_gradients_do_not_depend_on_the_order_of_additions() -> None:
+    """Each sentence's memory is read at many target positions. With two threads its gradient
+    must still be summed in a fixed order, as torch's deterministic algorithms sum it, bit for
+    bit, so that training repeats exactly at any thread count."""
+    torch.manual_seed(0)
+    attention = HardAttention(32, 32)
+    combine, output = torch.nn.Linear(64, 32, bias=False), torch.nn.Linear(32, 100)
+    values = torch.randn(8, 12, 32, requires_grad=True)
+    mask = torch.arange(12) < torch.tensor([12, 7, 12, 5, 9, 12, 11, 12]).unsqueeze(1)
+    query, real = torch.randn(8, 40, 32), torch.rand(8, 40) < 0.8
+
+    def gradient() -> torch.Tensor:
+        values.grad = None
+        memory = _memory(values, mask, attention)
+        readout = attention.read_out(
+            query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output, real
+        )
+        (readout.logits.logsumexp(-1).sum() + readout.logits[:, 3].sum()).backward()
+        assert values.grad is not None
+        return values.grad.clone()
+
+    torch.set_num_threads(2)  # one_thread restores the count
+    plain = gradient()
+    torch.use_deterministic_algorithms(True)
+    try:
+        deterministic = gradient()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(plain, deterministic)
+
+
 def _rewarded_position_setup() -> tuple[
     HardAttention, torch.nn.Linear, torch.nn.Module, Memory, torch.Tensor
 ]:

@@ -94,7 +94,13 @@ class HardAttention(Attention):
         x_part = F.linear(combine_dropout(memory.values), combine.weight[:, size:])  # (N, S, H)
         if real is not None:
             rows = real.nonzero()[:, 0]  # (R,) the sentence of each real position
-            h_part, log_weights, x_part = h_part[real].unsqueeze(1), log_weights[real], x_part[rows]
+            # index_select, not x_part[rows]: rows repeat, and indexing's backward then adds
+            # into the same sentence from several threads at once, in no fixed order.
+            h_part, log_weights, x_part = (
+                h_part[real].unsqueeze(1),
+                log_weights[real],
+                x_part.index_select(0, rows),
+            )
         else:
             h_part, x_part = h_part.unsqueeze(2), x_part.unsqueeze(1)  # (N, T, 1, H), (N, 1, S, H)
         attentional = torch.tanh(h_part + x_part)  # (..., S, H): one vector per source position

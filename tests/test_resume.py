@@ -29,12 +29,16 @@ from safetensors.torch import load_file
 from test_training import SilentReporter
 
 import seqcli.textio
+import seqcli.train
 import seqcli.translation_task
 from seqcli import checkpoint
+from seqcli.average import step_checkpoints
 from seqcli.config import Config, config_from_dict
 from seqcli.finish import FINISH_FILE, finish_run
 from seqcli.presets import preset_config
 from seqcli.tasks import new_trainer, resume_trainer
+from seqcli.textio import read_lines
+from seqcli.tokenizer import TokenizerSpec, train_sentencepiece
 from seqcli.train import Trainer
 
 # Dropout and scheduled sampling make a run depend on every random-number state.
@@ -42,11 +46,25 @@ LIMITS = ("--max-steps", "20", "--eval-every", "10", "--seed", "5", "--dropout",
 SAMPLED = ("--teacher-forcing", "linear", "--tf-slope", "0.01")
 
 
-def train_args(toy_dir: Path, *extra: str) -> list[str]:
-    return [
-        "train", "--train", str(toy_dir / "train"), "--valid", str(toy_dir / "valid"),
-        *TINY_TRAIN_ARGS, *LIMITS, *SAMPLED, *extra,
-    ]  # fmt: skip
+@pytest.fixture(scope="module")
+def train_args(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., list[str]]:
+    """`seqcli train` on the toy corpus with the small settings above, plus extra arguments.
+    Every run is given one SentencePiece model per side, trained once for the module, so no
+    process trains its own: the runs start sooner, and what a resume restores is the same."""
+    out = tmp_path_factory.mktemp("spm")
+    models: list[str] = []
+    for side, flag in (("src", "--src-spm"), ("tgt", "--tgt-spm")):
+        lines = read_lines(toy_dir / f"train.{side}")
+        (out / f"{side}.model").write_bytes(train_sentencepiece(lines, TokenizerSpec("unigram", 120)))
+        models += [flag, str(out / f"{side}.model")]
+
+    def args(*extra: str) -> list[str]:
+        return [
+            "train", "--train", str(toy_dir / "train"), "--valid", str(toy_dir / "valid"),
+            *TINY_TRAIN_ARGS, *models, *LIMITS, *SAMPLED, *extra,
+        ]  # fmt: skip
+
+    return args
 
 
 def start_and_stop_after(
@@ -77,36 +95,29 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def uninterrupted(
+    train_args: Callable[..., list[str]], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
     """The whole run of an attention kind, trained once per module."""
     runs: dict[str, Path] = {}
 
     def run(attention: str) -> Path:
         if attention not in runs:
             runs[attention] = tmp_path_factory.mktemp("whole") / attention
-            run_cli(*train_args(toy_dir, "--attention", attention), "--out", str(runs[attention]))
+            run_cli(*train_args("--attention", attention), "--out", str(runs[attention]))
         return runs[attention]
 
     return run
 
 
-@pytest.mark.parametrize(
-    "attention",
-    [
-        pytest.param("none", marks=pytest.mark.slow),
-        pytest.param("additive", marks=pytest.mark.slow),
-        pytest.param("dot", marks=pytest.mark.slow),
-        "general",
-        "hard",
-    ],
-)  # every attention is killed in-process in the default suite too (below)
+@pytest.mark.parametrize("attention", ["none", "additive", "dot", "general", "hard"])
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(
-    toy_dir: Path, tmp_path: Path, uninterrupted: Callable[[str], Path], attention: str
+    train_args: Callable[..., list[str]], tmp_path: Path, uninterrupted: Callable[[str], Path], attention: str
 ) -> None:
     """Killed with no chance to save more than its last evaluation's state (hard attention's
     REINFORCE baseline included)."""
     run_dir = tmp_path / "run"
-    args = [*train_args(toy_dir, "--attention", attention), "--out", str(run_dir)]
+    args = [*train_args("--attention", attention), "--out", str(run_dir)]
     assert start_and_stop_after(args, run_dir, 10, signal.SIGKILL) == -signal.SIGKILL
     assert checkpoint.load_training_state(run_dir).loop["step"] in (10, 20)
     resumed = run_cli("train", "--resume", str(run_dir))
@@ -118,10 +129,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(
 
 
 def test_sigint_saves_exits_130_and_resumes_exactly(
-    toy_dir: Path, tmp_path: Path, uninterrupted: Callable[[str], Path]
+    train_args: Callable[..., list[str]], tmp_path: Path, uninterrupted: Callable[[str], Path]
 ) -> None:
     run_dir = tmp_path / "run"
-    args = [*train_args(toy_dir, "--attention", "general"), "--out", str(run_dir)]
+    args = [*train_args("--attention", "general"), "--out", str(run_dir)]
     code = start_and_stop_after(args, run_dir, 10, signal.SIGINT)
     assert code == 130
     stderr = start_and_stop_after.stderr  # type: ignore[attr-defined]
@@ -133,21 +144,19 @@ def test_sigint_saves_exits_130_and_resumes_exactly(
 
 
 def test_resume_keeps_the_saved_thread_count_and_says_when_told_otherwise(
-    toy_dir: Path, tmp_path: Path
+    train_args: Callable[..., list[str]], tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    run_cli(
-        *train_args(toy_dir), "--max-steps", "10", "--out", str(run_dir), env={**ENV, "OMP_NUM_THREADS": "2"}
-    )
+    run_cli(*train_args(), "--max-steps", "10", "--out", str(run_dir), env={**ENV, "OMP_NUM_THREADS": "2"})
     kept = run_cli("train", "--resume", str(run_dir), env=USER_ENV)  # nothing left to train
     assert "threads 2 (as the run was saved with" in kept.stderr and "note:" not in kept.stderr
     result = run_cli("train", "--resume", str(run_dir), "--threads", "1")
     assert "saved with torch threads 2 and continues with 1" in result.stderr
 
 
-def test_resume_refuses_a_different_model(toy_dir: Path, tmp_path: Path) -> None:
+def test_resume_refuses_a_different_model(train_args: Callable[..., list[str]], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_cli(*train_args(toy_dir), "--max-steps", "10", "--out", str(run_dir))
+    run_cli(*train_args(), "--max-steps", "10", "--out", str(run_dir))
     result = run_cli("train", "--resume", str(run_dir), "--hidden-size", "32", check=False)
     assert result.returncode == 2 and "model settings differ" in result.stderr
 
@@ -183,6 +192,7 @@ def killed_at(point: str, call: int, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """Raise Killed at the `call`-th time the run reaches `point`:
     "update" (a training update), "validation", "before-rename" / "after-rename" (of a file
     written atomically: its temporary file is complete but not yet in place, or just in place),
+    "after-prune" (older step checkpoints deleted, the log and state not yet written),
     "length-penalty" (one alpha's beam search at the end of training)."""
     calls = [0]
 
@@ -209,6 +219,9 @@ def killed_at(point: str, call: int, monkeypatch: pytest.MonkeyPatch) -> Iterato
                           killing(seqcli.translation_task.TranslationTask.validate))  # fmt: skip
         elif point in ("before-rename", "after-rename"):
             patch.setattr(seqcli.textio.os, "replace", killing(os.replace, before=point == "before-rename"))
+        elif point == "after-prune":
+            patch.setattr(seqcli.train, "prune_step_checkpoints",
+                          killing(seqcli.train.prune_step_checkpoints, before=False))  # fmt: skip
         elif point == "length-penalty":
             patch.setattr(seqcli.translation_task, "tune_length_penalty",
                           killing(seqcli.translation_task.tune_length_penalty))  # fmt: skip
@@ -222,12 +235,14 @@ def train_and_finish(trainer: Trainer) -> None:
     finish_run(trainer, SilentReporter())
 
 
-def outcome(run_dir: Path) -> tuple[dict, dict, list[dict], dict]:
-    """What a finished run leaves: last and best weights, the log (without its clock), finish.json."""
+def outcome(run_dir: Path) -> tuple[dict, dict, list[dict], dict, dict]:
+    """What a finished run leaves: last and best weights, the log (without its clock), finish.json,
+    and the step checkpoints it keeps (name -> weights)."""
     log = [{k: v for k, v in r.items() if k not in ("elapsed_seconds", "target_tokens_per_second")}
            for r in checkpoint.read_log(run_dir)]  # fmt: skip
     finished = json.loads((run_dir / FINISH_FILE).read_text())
-    return load_file(run_dir / checkpoint.LAST), load_file(run_dir / checkpoint.BEST), log, finished
+    steps = {path.name: load_file(path) for path in step_checkpoints(run_dir)}
+    return load_file(run_dir / checkpoint.LAST), load_file(run_dir / checkpoint.BEST), log, finished, steps
 
 
 @pytest.fixture(scope="module")
@@ -252,11 +267,14 @@ def kill_and_resume(
 
 
 def assert_same_outcome(run_dir: Path, whole: tuple) -> None:
-    last, best, log, finished = outcome(run_dir)
+    last, best, log, finished, steps = outcome(run_dir)
     assert_same_weights(last, whole[0])
     assert_same_weights(best, whole[1])
     assert log == whole[2]
     assert finished == whole[3]
+    assert steps.keys() == whole[4].keys()
+    for name, weights in steps.items():
+        assert_same_weights(weights, whole[4][name])
     assert not list(run_dir.glob(".*.tmp"))  # a resume clears what a kill left half-written
 
 
@@ -267,6 +285,7 @@ def assert_same_outcome(run_dir: Path, whole: tuple) -> None:
         ("validation", 2),  # the second evaluation
         ("before-rename", 12),  # inside the second evaluation's writes
         ("after-rename", 16),  # between two of them
+        ("after-prune", 3),  # the first evaluation that deletes an older step checkpoint
         ("validation", 5),  # validating the mean of the last checkpoints, after the loop
         ("length-penalty", 2),  # the second alpha's beam search
     ],

@@ -9,7 +9,13 @@ with beam 5 on the task's test set.
 - Multi30k de->en: 29,000 caption pairs, subword vocabulary;
 - small_parallel_enja en->ja: 50,000 short pairs, already split into words on both sides.
 
+The sizes fitted to a small corpus (seqcli.presets.fit_to_corpus) are measured the same way on
+Tatoeba fr->en (4,034 short training pairs): no flag (fitted), the fitted batches and cadence
+at the preset's width of 256, and the preset's sizes as they were before fitting.
+
     python -m experiments.presets --data ../shared/data --work runs/presets --minutes 10
+    python -m experiments.presets --tasks tatoeba-fr-en --rows auto width-256 unfitted \
+        --workers 3 --minutes 8 --results benchmarks/results/corpus-sizes.json
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks.provenance import provenance
 from experiments.multi30k_cpu import REPO, markdown_table, run_logged, score_test, seqcli
 
 RESULTS = REPO / "benchmarks" / "results" / "presets.json"
@@ -28,8 +35,24 @@ RESULTS = REPO / "benchmarks" / "results" / "presets.json"
 TASKS = {
     "multi30k-de-en": ("multi30k", "de", "en", "test2016"),
     "enja-en-ja": ("small_parallel_enja", "en", "ja", "test"),
+    "tatoeba-fr-en": ("tatoeba_eng_fra_5k", "fr", "en", "test"),
 }
-ROWS = {"gpu-base": ["--preset", "gpu-base"], "auto": []}
+WIDTH_256 = ["--hidden-size", "256", "--embedding-size", "256"]
+ROWS = {
+    "gpu-base": ["--preset", "gpu-base"],
+    "auto": [],
+    "width-256": WIDTH_256,
+    # cpu-small's own sizes, as `seqcli train` used them before fitting them to the corpus
+    "unfitted": [
+        *WIDTH_256,
+        "--batch-tokens",
+        "3000",
+        "--eval-every",
+        "400",
+        "--set",
+        "train.warmup_steps=200",
+    ],
+}
 
 
 def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str, Any]:
@@ -55,6 +78,9 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
         best_valid_bleu=max(r["valid_bleu"] for r in log),
         preset_line=next(
             (line for line in (work / f"{name}.log").read_text().splitlines() if "preset" in line), ""
+        ),
+        sizes_line=next(
+            (line for line in (work / f"{name}.log").read_text().splitlines() if "sizes from" in line), ""
         ),
     )
     for beam in (1, 5):
@@ -92,13 +118,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "presets")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS)[:2], choices=list(TASKS))
+    parser.add_argument("--rows", nargs="*", default=["gpu-base", "auto"], choices=list(ROWS))
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    jobs = [(task, row) for task in args.tasks for row in ROWS]
+    jobs = [(task, row) for task in args.tasks for row in args.rows]
     with ThreadPoolExecutor(args.workers) as pool:
         records = list(pool.map(lambda job: run(job[0], job[1], args.data, args.work, args.minutes), jobs))
-    RESULTS.write_text(json.dumps({"minutes": args.minutes, "runs": records}, indent=2) + "\n")
+    result = {"provenance": provenance(sys.argv), "minutes": args.minutes, "runs": records}
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(table(records))
 
 

@@ -15,11 +15,23 @@ override. Without --config, `seqcli train` picks one from the device and the cor
 
 Neither sets the vocabulary: its level, size and sharing come from the data (seqcli.levels),
 and the small preset shares the source and target embeddings only over one joint vocabulary.
+
+Sizes then follow the corpus (`fit_to_corpus`): a small corpus gets smaller batches, so that
+an epoch still has MIN_UPDATES_PER_EPOCH updates, an evaluation every few epochs rather than
+every few dozen, a warm-up no longer than the first evaluation interval, and, below
+SMALL_CORPUS_TOKENS, a narrower model that has fewer weights to fit from few examples.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 from typing import Any
+
+from seqcli.config import TrainConfig
+from seqcli.textio import open_input
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu-small": {
@@ -72,3 +84,74 @@ def preset_config(name: str, joint: bool = True) -> dict[str, dict[str, Any]]:
     if not joint and "model" in values:
         values["model"]["shared_embeddings"] = False
     return values
+
+
+SAMPLE_PAIRS = 200_000  # pairs read to measure a corpus; larger corpora are extrapolated
+# Pieces per whitespace token, about, by tokenizer level (a symbol or a word is one piece).
+PIECES_PER_TOKEN = {"word": 1.0, "unigram": 1.3, "bpe": 1.3, "char": 5.0}
+MIN_UPDATES_PER_EPOCH = 20
+MIN_BATCH_TOKENS = 500
+EPOCHS_PER_EVALUATION = 8  # at most; corpora of some size evaluate every eval_every updates as before
+MIN_EVAL_EVERY = 50
+SMALL_CORPUS_TOKENS = 60_000  # about 6,000 sentence pairs of everyday length
+SMALL_WIDTH = 128
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What sizes are chosen from: the training pairs, and the whitespace tokens of each pair's
+    longer side, summed (a batch costs its longer side)."""
+
+    pairs: int
+    tokens: int
+
+
+def measure_corpus(paths: tuple[Path, Path], pairs: int) -> Corpus:
+    """Count the first SAMPLE_PAIRS pairs' tokens; more pairs are extrapolated from them."""
+    tokens = read = 0
+    with open_input(paths[0]) as src, open_input(paths[1]) as tgt:
+        # Sides of different lengths: training names the line; here the shorter one counts.
+        for source, target in islice(zip(src, tgt, strict=False), SAMPLE_PAIRS):
+            tokens += max(len(source.split()), len(target.split()))
+            read += 1
+    return Corpus(pairs, round(tokens * pairs / max(read, 1)))
+
+
+def _default(name: str) -> Any:
+    return TrainConfig.__dataclass_fields__[name].default
+
+
+def fit_to_corpus(
+    values: dict[str, dict[str, Any]], corpus: Corpus, level: str, given: dict[str, dict[str, Any]]
+) -> str:
+    """Set the preset's batch size, evaluation cadence, warm-up and width for this corpus and
+    tokenizer level (in place), leaving what the user gives; return the line that says what
+    they are and why."""
+    train, model = values.setdefault("train", {}), values.setdefault("model", {})
+    mine_train, mine_model = given.get("train", {}), given.get("model", {})
+    pieces = corpus.tokens * PIECES_PER_TOKEN.get(level, PIECES_PER_TOKEN["unigram"])
+    batch = mine_train.get("batch_tokens") or max(
+        MIN_BATCH_TOKENS,
+        min(
+            train.get("batch_tokens", _default("batch_tokens")),
+            100 * round(pieces / MIN_UPDATES_PER_EPOCH / 100),
+        ),
+    )
+    per_epoch = max(1, math.ceil(pieces / batch))
+    eval_every = mine_train.get("eval_every") or max(
+        MIN_EVAL_EVERY,
+        min(train.get("eval_every", _default("eval_every")), EPOCHS_PER_EVALUATION * per_epoch),
+    )
+    train.update(batch_tokens=batch, eval_every=eval_every)
+    if train.get("warmup_steps", 0) > eval_every:
+        train["warmup_steps"] = eval_every
+    width = ""
+    if corpus.tokens < SMALL_CORPUS_TOKENS:
+        narrow = {k: SMALL_WIDTH for k in ("embedding_size", "hidden_size") if k not in mine_model}
+        model.update(narrow)
+        width = f", width {SMALL_WIDTH} (under {SMALL_CORPUS_TOKENS:,} tokens)" if narrow else ""
+    return (
+        f"sizes from the corpus ({corpus.tokens:,} tokens on the longer side, about {per_epoch:,} updates"
+        f" an epoch): batches of {batch:,} tokens, an evaluation every {eval_every:,} updates{width}; "
+        "change them with --batch-tokens, --eval-every, --hidden-size, --embedding-size"
+    )

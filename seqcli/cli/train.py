@@ -100,22 +100,43 @@ def _preset_values(
     return values, note
 
 
+def _training_paths(given: dict[str, dict[str, Any]]) -> tuple[Path, Path] | None:
+    """The training corpus's two files, or None when they are not given or not there (training
+    then says which)."""
+    from seqcli.corpus import corpus_paths
+
+    data = given.get("data", {})
+    if not data.get("train"):
+        return None
+    paths = corpus_paths(data["train"], data.get("src_lang") or "src", data.get("tgt_lang") or "tgt")
+    return paths if all(path.is_file() for path in paths) else None
+
+
 def _tokenizer_values(given: dict[str, dict[str, Any]], pairs: int) -> tuple[dict[str, Any], str]:
     """What the config leaves to the data (tokenizer type "auto", vocab_size 0, joint not given),
     decided from the training corpus, and the line that says so; nothing when all is given."""
-    from seqcli.corpus import corpus_paths
     from seqcli.levels import resolve
 
-    data, tok = given.get("data", {}), given.get("tokenizer", {})
-    if tok.get("src_model") or tok.get("tgt_model") or not data.get("train"):
+    tok = given.get("tokenizer", {})
+    paths = _training_paths(given)
+    if tok.get("src_model") or tok.get("tgt_model") or paths is None:
         return {}, ""
-    paths = corpus_paths(data["train"], data.get("src_lang") or "src", data.get("tgt_lang") or "tgt")
-    if not all(path.is_file() for path in paths):
-        return {}, ""  # training names the missing file
     level = resolve(tok.get("type", "auto"), tok.get("vocab_size", 0), tok.get("joint"), paths, pairs)
     if level is None:
         return {}, ""
     return {"type": level.type, "vocab_size": level.vocab_size, "joint": level.joint}, level.note()
+
+
+def _sizes_note(
+    values: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], pairs: int, level: str
+) -> str:
+    """Fit the preset's sizes to the training corpus (seqcli.presets.fit_to_corpus), in place."""
+    from seqcli.presets import fit_to_corpus, measure_corpus
+
+    paths = _training_paths(given)
+    if paths is None:
+        return ""
+    return fit_to_corpus(values, measure_corpus(paths, pairs), level, given)
 
 
 @_with_flag_options
@@ -163,9 +184,13 @@ def train_command(
         notes = []
         chosen = preset or (None if config_file else "auto")
         if chosen is not None:
-            joint = {**given.get("tokenizer", {}), **tokenizer}.get("joint", True)
-            values, preset_note = _preset_values(chosen, given, device, pairs, joint)
-            base, notes = merge(values, base), [preset_note]
+            chosen_tokenizer = {**given.get("tokenizer", {}), **tokenizer}
+            values, preset_note = _preset_values(
+                chosen, given, device, pairs, chosen_tokenizer.get("joint", True)
+            )
+            level = chosen_tokenizer.get("type", "unigram")  # how many pieces a word makes
+            sizes_note = _sizes_note(values, given, pairs, level)
+            base, notes = merge(values, base), [preset_note, sizes_note]
         note = "\n".join(line for line in (*notes, level_note) if line)
     # Later wins: the preset, the file (or the resumed run's config), then the flags, then --set.
     config = config_from_dict(merge(base, overrides))

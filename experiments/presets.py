@@ -16,6 +16,8 @@ at the preset's width of 256, and the preset's sizes as they were before fitting
     python -m experiments.presets --data ../shared/data --work runs/presets --minutes 10
     python -m experiments.presets --tasks tatoeba-fr-en --rows auto width-256 unfitted \
         --workers 3 --minutes 8 --results benchmarks/results/corpus-sizes.json
+    python -m experiments.presets --tasks tatoeba-fr-en --rows auto width-256 --seeds 2 \
+        --workers 2 --minutes 8 --results benchmarks/results/corpus-sizes-seed2.json
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ ROWS = {
 }
 
 
-def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str, Any]:
-    name = f"{task}-{row}"
+def run(task: str, row: str, data: Path, work: Path, minutes: float, seed: int) -> dict[str, Any]:
+    name = f"{task}-{row}" + (f"-seed{seed}" if seed != 1 else "")
     marker = work / f"{name}.json"
     if marker.exists():
         return json.loads(marker.read_text())
@@ -66,13 +68,14 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
     args = seqcli(
         "train", "--train", str(corpus / "train"), "--valid", str(corpus / "valid"), "--src-lang", src,
         "--tgt-lang", tgt, "--max-minutes", f"{minutes:g}", "--device", "cpu", "--out", str(run_dir),
-        *ROWS[row],
+        "--seed", str(seed), *ROWS[row],
     )  # fmt: skip
     record = run_logged(name, work, args)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     record.update(
         task=task,
         row=row,
+        seed=seed,
         updates=log[-1]["step"],
         train_seconds=log[-1]["elapsed_seconds"],
         best_valid_bleu=max(r["valid_bleu"] for r in log),
@@ -98,7 +101,7 @@ def table(records: list[dict[str, Any]]) -> str:
     rows = [
         [
             r["task"],
-            r["row"],
+            r["row"] + (f", seed {r['seed']}" if r.get("seed", 1) != 1 else ""),
             f"{r['updates']:,}",
             f"{r['train_seconds']:.0f} s",
             f"{r['best_valid_bleu']:.2f}",
@@ -120,12 +123,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tasks", nargs="*", default=list(TASKS)[:2], choices=list(TASKS))
     parser.add_argument("--rows", nargs="*", default=["gpu-base", "auto"], choices=list(ROWS))
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1])
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    jobs = [(task, row) for task in args.tasks for row in args.rows]
+    jobs = [(task, row, seed) for seed in args.seeds for task in args.tasks for row in args.rows]
     with ThreadPoolExecutor(args.workers) as pool:
-        records = list(pool.map(lambda job: run(job[0], job[1], args.data, args.work, args.minutes), jobs))
+        records = list(pool.map(lambda job: run(*job[:2], args.data, args.work, args.minutes, job[2]), jobs))
     result = {"provenance": provenance(sys.argv), "minutes": args.minutes, "runs": records}
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(table(records))

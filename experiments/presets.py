@@ -129,7 +129,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     jobs = [(task, row, seed) for seed in args.seeds for task in args.tasks for row in args.rows]
     with ThreadPoolExecutor(args.workers) as pool:
-        records = list(pool.map(lambda job: run(*job[:2], args.data, args.work, args.minutes, job[2]), jobs))
+        records = list(
+            pool.map(lambda job: run(job[0], job[1], args.data, args.work, args.minutes, job[2]), jobs)
+        )
     result = {"provenance": provenance(sys.argv), "minutes": args.minutes, "runs": records}
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(table(records))

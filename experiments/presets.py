@@ -10,14 +10,13 @@ with beam 5 on the task's test set.
 - small_parallel_enja en->ja: 50,000 short pairs, already split into words on both sides.
 
 The sizes fitted to a small corpus (seqcli.presets.fit_to_corpus) are measured the same way on
-Tatoeba fr->en (4,034 short training pairs): no flag (fitted), the fitted batches and cadence
-at the preset's width of 256, and the preset's sizes as they were before fitting.
+Tatoeba fr->en (4,034 short training pairs): the fitted batches and cadence at the preset's
+width of 256 (`width-256`, what no flag gives), the same at a width of 128 (`width-128`), and the
+preset's sizes as they were before fitting (`unfitted`).
 
     python -m experiments.presets --data ../shared/data --work runs/presets --minutes 10
-    python -m experiments.presets --tasks tatoeba-fr-en --rows auto width-256 unfitted \
+    python -m experiments.presets --tasks tatoeba-fr-en --rows width-128 width-256 unfitted \
         --workers 3 --minutes 8 --results benchmarks/results/corpus-sizes.json
-    python -m experiments.presets --tasks tatoeba-fr-en --rows auto width-256 --seeds 2 \
-        --workers 2 --minutes 8 --results benchmarks/results/corpus-sizes-seed2.json
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ ROWS = {
     "gpu-base": ["--preset", "gpu-base"],
     "auto": [],
     "width-256": WIDTH_256,
+    "width-128": ["--hidden-size", "128", "--embedding-size", "128"],
     # cpu-small's own sizes, as `seqcli train` used them before fitting them to the corpus
     "unfitted": [
         *WIDTH_256,

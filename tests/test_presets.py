@@ -17,7 +17,6 @@ from seqcli.presets import (
     MIN_UPDATES_PER_EPOCH,
     PIECES_PER_TOKEN,
     PRESETS,
-    SMALL_WIDTH,
     Corpus,
     choose_preset,
     fit_to_corpus,
@@ -131,7 +130,7 @@ def test_cpu_small_is_the_cpu_recipe_without_its_data_and_budget() -> None:
     assert differing == {"max_minutes", "max_steps"}  # the recipe's budget
 
 
-def test_a_small_corpus_gets_small_batches_regular_evaluations_and_a_narrow_model(
+def test_a_small_corpus_gets_small_batches_and_regular_evaluations(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     train = _corpus(tmp_path, 2_000)  # 5 tokens a pair: 10,000 tokens
@@ -144,21 +143,17 @@ def test_a_small_corpus_gets_small_batches_regular_evaluations_and_a_narrow_mode
     assert updates_per_epoch >= MIN_UPDATES_PER_EPOCH - 1
     assert train_config.eval_every <= EPOCHS_PER_EVALUATION * (updates_per_epoch + 1)
     assert train_config.warmup_steps <= train_config.eval_every
-    assert config.model.hidden_size == config.model.embedding_size == SMALL_WIDTH
+    assert config.model.hidden_size == PRESETS["cpu-small"]["model"]["hidden_size"]  # the width stays
     line = next(line for line in output.splitlines() if "sizes from the corpus" in line)
     assert "10,000 tokens" in line and f"batches of {train_config.batch_tokens:,} tokens" in line
     assert f"every {train_config.eval_every:,} updates" in line and "--batch-tokens" in line
     # What the user gives is kept, and the rest still fits the corpus.
-    config, _, _ = _train(monkeypatch, *args, "--eval-every", "77", "--hidden-size", "300")
-    assert config is not None and config.train.eval_every == 77 and config.model.hidden_size == 300
-    assert (
-        config.model.embedding_size == SMALL_WIDTH and config.train.batch_tokens == train_config.batch_tokens
-    )
+    config, _, _ = _train(monkeypatch, *args, "--eval-every", "77")
+    assert config is not None and config.train.eval_every == 77
+    assert config.train.batch_tokens == train_config.batch_tokens
 
 
-def test_a_corpus_of_some_size_keeps_the_presets_sizes(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_corpus_of_some_size_keeps_the_presets_sizes() -> None:
     values = preset_config("cpu-small")
     note = fit_to_corpus(values, Corpus(pairs=29_000, tokens=377_000), "unigram", given={})
     assert values == {**preset_config("cpu-small")}
@@ -167,4 +162,4 @@ def test_a_corpus_of_some_size_keeps_the_presets_sizes(
     fit_to_corpus(
         symbols, Corpus(pairs=40_000, tokens=50_000), "word", given={"train": {"batch_tokens": 700}}
     )
-    assert symbols["train"]["batch_tokens"] == 700 and symbols["model"]["hidden_size"] == SMALL_WIDTH
+    assert symbols["train"]["batch_tokens"] == 700 and symbols["model"] == preset_config("cpu-small")["model"]

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.provenance import provenance
+from benchmarks.provenance import provenance, write_result
 from experiments.multi30k_cpu import REPO, markdown_table, run_logged, score_test, seqcli
 
 RESULTS = REPO / "benchmarks" / "results" / "presets.json"
@@ -72,6 +72,7 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float, seed: int) 
     )  # fmt: skip
     record = run_logged(name, work, args)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    said = (work / f"{name}.log").read_text().splitlines()  # the run's stderr
     record.update(
         task=task,
         row=row,
@@ -79,12 +80,8 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float, seed: int) 
         updates=log[-1]["step"],
         train_seconds=log[-1]["elapsed_seconds"],
         best_valid_bleu=max(r["valid_bleu"] for r in log),
-        preset_line=next(
-            (line for line in (work / f"{name}.log").read_text().splitlines() if "preset" in line), ""
-        ),
-        sizes_line=next(
-            (line for line in (work / f"{name}.log").read_text().splitlines() if "sizes from" in line), ""
-        ),
+        preset_line=next((line for line in said if "preset" in line), ""),
+        sizes_line=next((line for line in said if "sizes from" in line), ""),
     )
     for beam in (1, 5):
         record[f"beam{beam}"] = score_test(run_dir, corpus / test, src, tgt, beam)
@@ -126,14 +123,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[1])
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
+    started = provenance()
     args.work.mkdir(parents=True, exist_ok=True)
     jobs = [(task, row, seed) for seed in args.seeds for task in args.tasks for row in args.rows]
     with ThreadPoolExecutor(args.workers) as pool:
         records = list(
             pool.map(lambda job: run(job[0], job[1], args.data, args.work, args.minutes, job[2]), jobs)
         )
-    result = {"provenance": provenance(sys.argv), "minutes": args.minutes, "runs": records}
-    args.results.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.results, {"minutes": args.minutes, "runs": records}, started)
     print(table(records))
 
 

@@ -112,31 +112,20 @@ def _training_paths(given: dict[str, dict[str, Any]]) -> tuple[Path, Path] | Non
     return paths if all(path.is_file() for path in paths) else None
 
 
-def _tokenizer_values(given: dict[str, dict[str, Any]], pairs: int) -> tuple[dict[str, Any], str]:
+def _tokenizer_values(
+    given: dict[str, dict[str, Any]], paths: tuple[Path, Path] | None, pairs: int
+) -> tuple[dict[str, Any], str]:
     """What the config leaves to the data (tokenizer type "auto", vocab_size 0, joint not given),
     decided from the training corpus, and the line that says so; nothing when all is given."""
     from seqcli.levels import resolve
 
     tok = given.get("tokenizer", {})
-    paths = _training_paths(given)
     if tok.get("src_model") or tok.get("tgt_model") or paths is None:
         return {}, ""
     level = resolve(tok.get("type", "auto"), tok.get("vocab_size", 0), tok.get("joint"), paths, pairs)
     if level is None:
         return {}, ""
     return {"type": level.type, "vocab_size": level.vocab_size, "joint": level.joint}, level.note()
-
-
-def _sizes_note(
-    values: dict[str, dict[str, Any]], given: dict[str, dict[str, Any]], pairs: int, level: str
-) -> str:
-    """Fit the preset's sizes to the training corpus (seqcli.presets.fit_to_corpus), in place."""
-    from seqcli.presets import fit_to_corpus, measure_corpus
-
-    paths = _training_paths(given)
-    if paths is None:
-        return ""
-    return fit_to_corpus(values, measure_corpus(paths, pairs), level, given)
 
 
 @_with_flag_options
@@ -177,9 +166,9 @@ def train_command(
 
         base = load_toml(config_file) if config_file else {}
         given = merge(base, overrides)
-        data = given.get("data", {})
-        pairs = count_lines(Path(f"{data.get('train', '')}.{data.get('src_lang') or 'src'}"))
-        tokenizer, level_note = _tokenizer_values(given, pairs)
+        paths = _training_paths(given)
+        pairs = count_lines(paths[0]) if paths else 0
+        tokenizer, level_note = _tokenizer_values(given, paths, pairs)
         base = merge(base, {"tokenizer": tokenizer})
         notes = []
         chosen = preset or (None if config_file else "auto")
@@ -188,9 +177,13 @@ def train_command(
             values, preset_note = _preset_values(
                 chosen, given, device, pairs, chosen_tokenizer.get("joint", True)
             )
-            level = chosen_tokenizer.get("type", "unigram")  # how many pieces a word makes
-            sizes_note = _sizes_note(values, given, pairs, level)
-            base, notes = merge(values, base), [preset_note, sizes_note]
+            notes.append(preset_note)
+            if paths is not None:
+                from seqcli.presets import fit_to_corpus, measure_corpus
+
+                level = chosen_tokenizer.get("type", "unigram")  # how many pieces a word makes
+                notes.append(fit_to_corpus(values, measure_corpus(paths, pairs), level, given))
+            base = merge(values, base)
         note = "\n".join(line for line in (*notes, level_note) if line)
     # Later wins: the preset, the file (or the resumed run's config), then the flags, then --set.
     config = config_from_dict(merge(base, overrides))

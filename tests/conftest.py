@@ -9,6 +9,8 @@ import pytest
 import torch
 from cli_helpers import THREADS, run_cli
 
+from seqcli.textio import read_lines
+from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
 from seqcli.toydata import ToySplitSizes, write_toy_corpus
 
 torch.set_num_threads(THREADS)  # training in the test process: this worker's share of the cores
@@ -47,3 +49,14 @@ def trained_run(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         "--out", str(run_dir),
     )  # fmt: skip
     return run_dir
+
+
+def write_side_tokenizers(train: Path, out: Path, vocab_size: int) -> tuple[Path, Path]:
+    """A unigram SentencePiece model per side of the training corpus (TRAIN.src, TRAIN.tgt),
+    saved as out/src.spm and out/tgt.spm: runs given them (--src-spm, --tgt-spm) see the same
+    pieces and train no tokenizer of their own."""
+    paths = (out / "src.spm", out / "tgt.spm")
+    for side, path in zip(("src", "tgt"), paths, strict=True):
+        lines = read_lines(train.with_name(f"{train.name}.{side}"))
+        Tokenizer(train_sentencepiece(lines, TokenizerSpec("unigram", vocab_size))).save(path)
+    return paths

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import run_cli
+from conftest import write_side_tokenizers
 from safetensors.torch import load_file
 
 from seqcli import distributed
 from seqcli.distributed import World, _interleave, shard_updates, torchrun_job, translate_chunks_in_shares
-from seqcli.tokenizer import Tokenizer, TokenizerSpec, train_sentencepiece
 from seqcli.toydata import ToySplitSizes, write_toy_corpus
 
 # Weights after 12 updates of 2 processes against 1 process accumulating 2 batches: the two
@@ -92,9 +92,7 @@ def tiny_task(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small dates corpus and fixed tokenizers, so that both runs see the same pieces."""
     root = tmp_path_factory.mktemp("dist")
     write_toy_corpus(root, ToySplitSizes(train=500, valid=20, test=60), seed=11)
-    for side in ("src", "tgt"):
-        lines = (root / f"train.{side}").read_text().splitlines()
-        Tokenizer(train_sentencepiece(lines, TokenizerSpec(vocab_size=80))).save(root / f"{side}.spm")
+    write_side_tokenizers(root / "train", root, vocab_size=80)
     return root
 
 

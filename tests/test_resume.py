@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import ENV, USER_ENV, run_cli
-from conftest import TINY_TRAIN_ARGS
+from conftest import TINY_TRAIN_ARGS, write_side_tokenizers
 from safetensors.torch import load_file
 from test_training import SilentReporter
 
@@ -37,8 +37,6 @@ from seqcli.config import Config, config_from_dict
 from seqcli.finish import FINISH_FILE, finish_run
 from seqcli.presets import preset_config
 from seqcli.tasks import new_trainer, resume_trainer
-from seqcli.textio import read_lines
-from seqcli.tokenizer import TokenizerSpec, train_sentencepiece
 from seqcli.train import Trainer
 
 # Dropout and scheduled sampling make a run depend on every random-number state.
@@ -51,12 +49,8 @@ def train_args(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Calla
     """`seqcli train` on the toy corpus with the small settings above, plus extra arguments.
     Every run is given one SentencePiece model per side, trained once for the module, so no
     process trains its own: the runs start sooner, and what a resume restores is the same."""
-    out = tmp_path_factory.mktemp("spm")
-    models: list[str] = []
-    for side, flag in (("src", "--src-spm"), ("tgt", "--tgt-spm")):
-        lines = read_lines(toy_dir / f"train.{side}")
-        (out / f"{side}.model").write_bytes(train_sentencepiece(lines, TokenizerSpec("unigram", 120)))
-        models += [flag, str(out / f"{side}.model")]
+    src_spm, tgt_spm = write_side_tokenizers(toy_dir / "train", tmp_path_factory.mktemp("spm"), 120)
+    models = ["--src-spm", str(src_spm), "--tgt-spm", str(tgt_spm)]
 
     def args(*extra: str) -> list[str]:
         return [

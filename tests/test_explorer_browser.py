@@ -74,6 +74,14 @@ def api_trace(server: Server, line: str, **options: Any) -> dict[str, Any]:
     return translation["trace"]
 
 
+def wait_for_trace(page: Any, line: int) -> None:
+    """Wait until line is the chosen one and its search trace has arrived (no view is busy)."""
+    page.wait_for_function(
+        f"document.querySelector('#outputs li.chosen')?.dataset.line === '{line}'"
+        " && document.querySelectorAll('[aria-busy]').length === 0"
+    )
+
+
 def tab_to(page: Any, element_id: str) -> None:
     """Move the keyboard focus with Tab until it reaches element_id."""
     for _ in range(40):
@@ -94,14 +102,14 @@ def test_translate_attention_and_beam_search_from_the_keyboard(
     page.keyboard.type("3")
     tab_to(page, "source")
     page.keyboard.press("Control+Enter")
-    page.wait_for_function("document.querySelectorAll('#outputs li.chosen').length === 1")
+    wait_for_trace(page, 0)
     shown = page.locator("#outputs .translation").all_inner_texts()
     assert shown == cli_translate([trained_run], lines, "--beam-size", "3", "--length-penalty", "1")
 
     # The second line, chosen from the keyboard: its attention and its search.
     page.focus("#outputs li[data-line='1']")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#outputs li.chosen').dataset.line === '1'")
+    wait_for_trace(page, 1)
     trace = api_trace(server, lines[1], beam_size=3, length_penalty=1.0)
     page.focus("#tab-attention")
     page.keyboard.press("Enter")
@@ -190,7 +198,7 @@ def test_the_attention_view_says_when_a_model_has_none(page: Any) -> None:
     page.select_option("#run", "1")
     page.fill("#source", "1 May 2003")
     page.click("#translate")
-    page.wait_for_selector("#outputs li.chosen")
+    wait_for_trace(page, 0)
     page.click("#tab-attention")
     assert "no attention" in page.inner_text("#attention-note")
     assert page.locator("#heatmap .cell").count() == 0

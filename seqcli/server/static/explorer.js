@@ -142,13 +142,27 @@ function showTranslations(translations) {
   });
 }
 
+// The views that show the chosen line's trace say aria-busy="true" until it has arrived; a choice
+// made while an earlier one is still on its way wins, whichever answer comes back first.
+let choices = 0;
+
 async function choose(i) {
+  const choice = ++choices;
+  const views = [$("view-attention"), $("view-beam")];
+  views.forEach((view) => view.setAttribute("aria-busy", "true"));
   state.chosen = i;
   for (const item of $("outputs").children) item.classList.toggle("chosen", Number(item.dataset.line) === i);
-  const answer = await api("/translate", {text: [state.lines[i]], trace: true, ...searchOptions()});
-  state.trace = answer.translations[0].trace;
-  showAttention();
-  showTrace();
+  try {
+    const answer = await api("/translate", {text: [state.lines[i]], trace: true, ...searchOptions()});
+    if (choice !== choices) return;
+    state.trace = answer.translations[0].trace;
+    showAttention();
+    showTrace();
+  } catch (error) {
+    if (choice === choices) $("translate-status").textContent = `Error ${error.message}`;
+  } finally {
+    if (choice === choices) views.forEach((view) => view.removeAttribute("aria-busy"));
+  }
 }
 
 $("translate").addEventListener("click", translate);

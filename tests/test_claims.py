@@ -88,3 +88,19 @@ def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:
         claims.main(["beam", "--work", str(tmp_path / "w"), "--data", str(tmp_path / "nowhere")])
     assert str(tmp_path / "nowhere" / "train.de") in str(exit_info.value)
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow  # four cells trained and scored through the CLI, end to end
+def test_tiny_cells_part_trains_each_cell_and_writes_its_section(multi30k_like: Path, tmp_path: Path) -> None:
+    work, report = tmp_path / "work", tmp_path / "docs" / "experiments.md"
+    common = ["--work", str(work), "--report", str(report), "--results", str(tmp_path)]
+    common += ["--data", str(multi30k_like)]
+    claims.main(["cells", "--tiny", "--seeds", "1", "--workers", "1", *common])
+    text = report.read_text(encoding="utf-8")
+    assert "## 8. The minimal cells" in text
+    labels = ("| LSTM |", "| GRU |", "| minGRU |", "| minLSTM |")
+    assert sum(line.startswith(labels) for line in text.splitlines()) == 4
+    for cell in ("lstm", "gru", "mingru", "minlstm"):
+        config = (work / "cells" / "tiny" / cell / "de-en-seed1" / "config.toml").read_text()
+        assert f'cell = "{cell}"' in config
+    assert (tmp_path / "docs" / "figures" / "cells-multi30k.png").stat().st_size > 1000

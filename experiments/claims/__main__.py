@@ -44,8 +44,9 @@ EXPERIMENTS = {
     "dates": ("dates", "run", "section"),
     "directions-multi30k": ("real", "run_directions", "section_directions"),
     "skipthought": ("skipthought", "run", "section"),
+    "cells": ("cells", "run", "section"),
 }
-READS_MULTI30K = {"bottleneck", "soft-hard", "sampling", "beam", "directions-multi30k"}
+READS_MULTI30K = {"bottleneck", "soft-hard", "sampling", "beam", "directions-multi30k", "cells"}
 
 
 def _function(part: str, which: int) -> Callable[..., Any]:
@@ -62,6 +63,7 @@ COMMANDS = {
     "beam": ["beam"],
     "directions": ["directions", "dates", "directions-multi30k"],
     "skipthought": ["skipthought"],
+    "cells": ["cells"],
 }
 HEADINGS = {
     "bottleneck": ["## 2. The fixed-vector bottleneck: attention none vs additive vs general", ""],
@@ -243,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     data = args.data or shared_data()
     figures = args.figures or args.report.parent / "figures"
-    needs_data = args.command in ("all", "train", "bottleneck", "soft-hard", "sampling", "beam", "directions")
+    without_multi30k = ("memory", "skipthought")
+    needs_data = args.command in ("all", "train", *(c for c in COMMANDS if c not in without_multi30k))
     if needs_data and not (data / "train.de").exists():
         sys.exit(f"error: --data: {data / 'train.de'} not found (Multi30k with train/valid/test2016 .de/.en)")
     if args.command in ("all", "train"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from process_memory import memory_mib
 from provenance import REPO, provenance, write_result
 
 RESULTS = REPO / "benchmarks" / "results" / "scale.json"
@@ -48,16 +49,6 @@ def write_corpus(prefix: Path, pairs: int, seed: int) -> None:
         path.rename(f"{prefix}.{side}")
 
 
-def peak_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def measure(size: int, work: Path) -> dict[str, Any]:
     data = work / f"data-{size}"
     data.mkdir(parents=True, exist_ok=True)
@@ -77,7 +68,7 @@ def measure(size: int, work: Path) -> dict[str, Any]:
 
     def sample() -> None:
         while process.poll() is None:
-            peak[0] = max(peak[0], peak_rss_mib(process.pid))
+            peak[0] = max(peak[0], memory_mib(process.pid, "VmHWM") or 0.0)
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -12,22 +12,16 @@ RSS, and RSS after 10% and at the end of the input (flat memory means these stay
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from seqcli.textio import write_text_atomic
+from process_memory import memory_mib
+from provenance import provenance, write_result
+
 from seqcli.toydata import generate_dates
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -39,6 +33,7 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    started = provenance()
     lines = [src if i % 7 else "" for i, (src, _) in enumerate(generate_dates(args.lines, seed=99))]
     process = subprocess.Popen(
         [sys.executable, "-m", "seqcli", "translate", args.run_dir, "--beam-size", str(args.beam_size)],
@@ -67,10 +62,10 @@ def main() -> None:
     reader = threading.Thread(target=read)
     reader.start()
     while reader.is_alive():
-        try:
-            samples.append((len(outputs), rss_mib(process.pid)))
-        except OSError:
+        rss = memory_mib(process.pid)
+        if rss is None:
             break
+        samples.append((len(outputs), rss))
         time.sleep(0.2)
     reader.join()
     process.wait()
@@ -91,7 +86,7 @@ def main() -> None:
     for key, value in figures.items():
         print(f"{key:<26} {value}")
     if args.out:
-        write_text_atomic(args.out, json.dumps(figures, indent=2) + "\n")
+        write_result(args.out, figures, started)
     if figures["lines_out"] != args.lines or process.returncode != 0:
         sys.exit(1)
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.process_memory import memory_mib
 from benchmarks.provenance import provenance, write_result
 from experiments.multi30k_cpu import REPO, markdown_table, score_test, seqcli, thread_env
 
@@ -62,14 +63,6 @@ def corpus(task: str, data: Path, work: Path) -> Path:
     return out
 
 
-def resident_mib(pid: int) -> float:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0.0
-    return next((int(x.split()[1]) / 1024 for x in status.splitlines() if x.startswith("VmRSS:")), 0.0)
-
-
 def train_sampling_memory(name: str, work: Path, args: list[str]) -> dict[str, Any]:
     """Run one training command with one torch thread, its stderr to WORK/NAME.log, sampling its
     resident memory every 10 s; returns the wall time, load averages and the samples."""
@@ -81,7 +74,7 @@ def train_sampling_memory(name: str, work: Path, args: list[str]) -> dict[str, A
 
         def sample() -> None:
             while process.poll() is None:
-                samples.append((round(time.monotonic() - start, 1), round(resident_mib(process.pid), 1)))
+                samples.append((round(time.monotonic() - start, 1), round(memory_mib(process.pid) or 0.0, 1)))
                 time.sleep(10)
 
         sampler = threading.Thread(target=sample, daemon=True)

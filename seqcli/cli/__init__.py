@@ -34,6 +34,19 @@ app.command("tune-length-penalty")(quality.tune_length_penalty_command)
 
 _debug = {"on": os.environ.get("SEQCLI_DEBUG") == "1"}
 
+# oneDNN, which runs torch's fused LSTM and GRU kernels on a CPU, keeps the kernel it builds for
+# each input shape, up to 1,024 of them. Training meets a new shape with nearly every batch
+# (another length, another number of rows) and rebuilds the kernel anyway when the weights
+# change, so the cache only grew, by about 3 MB a shape at the CPU recipe's sizes: 16 kernels
+# keep decoding's few repeating shapes and leave training's memory flat (docs/benchmarks.md).
+ONEDNN_CACHE_CAPACITY = "16"
+
+
+def bound_kernel_cache() -> None:
+    """Cap oneDNN's kernel cache for this process and those it starts, unless the user set it;
+    oneDNN reads the variable when it first builds a kernel, so before any computation."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
+
 
 @app.callback()
 def _global_options(
@@ -45,6 +58,7 @@ def _global_options(
 
 def main() -> None:
     threads.sample_cpu_use()  # before torch loads: how busy the machine is (seqcli.threads)
+    bound_kernel_cache()
     try:
         app()
     except SeqcliError as error:

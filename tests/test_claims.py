@@ -104,3 +104,27 @@ def test_tiny_cells_part_trains_each_cell_and_writes_its_section(multi30k_like: 
         config = (work / "cells" / "tiny" / cell / "de-en-seed1" / "config.toml").read_text()
         assert f'cell = "{cell}"' in config
     assert (tmp_path / "docs" / "figures" / "cells-multi30k.png").stat().st_size > 1000
+
+
+def test_an_interrupted_grid_run_goes_on_from_its_last_save_to_the_same_weights(
+    multi30k_like: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    from experiments.claims.common import train_model
+    from experiments.claims.multi30k import run_config
+
+    def config(steps: int) -> dict[str, object]:
+        recipe = run_config("general", 1, 4, multi30k_like, tiny=True)
+        recipe["tokenizer"]["vocab_size"] = 60
+        recipe["train"].update(max_steps=steps, eval_every=2, lr_schedule="constant", average_last=0)
+        return recipe
+
+    whole = train_model(config(4), tmp_path / "whole")
+    train_model(config(2), tmp_path / "stopped")  # as far as its first save
+    (tmp_path / "stopped" / "done.json").unlink()  # what a run killed after that save leaves
+    resumed = train_model(config(4), tmp_path / "stopped")
+    assert resumed["resumed_at_step"] == 2 and resumed["updates"] == whole["updates"] == 4
+    ours, theirs = (load_file(tmp_path / run / "last.safetensors") for run in ("stopped", "whole"))
+    assert ours.keys() == theirs.keys()
+    assert all(ours[name].equal(theirs[name]) for name in ours)

@@ -23,27 +23,34 @@ def log(message: str) -> None:
 
 
 def train_model(config: dict[str, Any], run_dir: Path, tokenizer_model: str = "") -> dict[str, Any]:
-    """Train one seqcli model into run_dir, or reuse it when a finished run is there.
+    """Train one seqcli model into run_dir, or reuse it when a finished run is there; a run
+    stopped part-way (an experiment interrupted) goes on exactly from its last saved state.
 
-    Returns the run's record: seconds, updates, parameters and target tokens per second.
+    Returns the run's record: seconds (wall-clock; for a resumed run, its training time before
+    and after, validation excluded), updates, parameters and target tokens per second.
     """
     done = run_dir / "done.json"
     if done.exists():
         return load_json(done)
     import torch
 
+    from seqcli.checkpoint import TRAIN_STATE
     from seqcli.cli.progress import QuietReporter
     from seqcli.config import config_from_dict
-    from seqcli.tasks import new_trainer
+    from seqcli.tasks import new_trainer, resume_trainer
 
     torch.set_num_threads(1)
     if tokenizer_model:
         config = {**config, "tokenizer": {**config.get("tokenizer", {}), "src_model": tokenizer_model}}
     start = time.monotonic()
-    trainer = new_trainer(config_from_dict(config), run_dir, "cpu")
+    settings = config_from_dict(config)
+    resumed = (run_dir / TRAIN_STATE).exists()
+    trainer = resume_trainer(run_dir, settings, "cpu") if resumed else new_trainer(settings, run_dir, "cpu")
+    resumed_at = trainer.loop.step
     summary = trainer.run(QuietReporter())
-    seconds = time.monotonic() - start
+    seconds = summary.elapsed_seconds if resumed else time.monotonic() - start
     record = {
+        **({"resumed_at_step": resumed_at} if resumed else {}),
         "seconds": round(seconds, 1),
         "updates": summary.steps,
         "parameters": summary.parameters,

@@ -63,13 +63,14 @@ class Reinforce:
         label_smoothing: float,
         sampler: torch.Generator,
         loss: Callable[[Tensor, Tensor, float], Tensor] = sequence_loss,
-    ) -> Tensor:
-        """output at R real positions, targets (R,) -> the scalar objective; sampler draws s."""
+    ) -> tuple[Tensor, Tensor]:
+        """output at R real positions, targets (R,) -> (the sampled read-out's loss, the scalar
+        objective); sampler draws s. The output layer runs at the R sampled positions only."""
         log_weights = output.log_weights  # (R, S), -inf at padding
         weights = log_weights.exp()
         chosen = torch.multinomial(weights.detach().float().cpu(), 1, generator=sampler).squeeze(1)  # (R,)
         rows, chosen = torch.arange(len(chosen), device=targets.device), chosen.to(targets.device)
-        sampled = output.components[rows, chosen]  # (R, V): log p(. | h_t, x_s)
+        sampled = output.component_at(chosen)  # (R, V): log p(. | h_t, x_s)
         reward = sampled.detach().gather(1, targets.unsqueeze(1)).squeeze(1)  # (R,)
         mean_reward = float(reward.mean()) if len(reward) else 0.0
         baseline = mean_reward if self.baseline is None else self.baseline
@@ -77,4 +78,5 @@ class Reinforce:
         finite = log_weights.masked_fill(torch.isinf(log_weights), 0.0)  # 0 * log 0 is taken as 0
         entropy = -(weights * finite).sum(-1)  # (R,)
         surrogate = (reward - baseline) * log_weights[rows, chosen] + self.entropy_weight * entropy
-        return loss(sampled, targets, label_smoothing) - surrogate.sum()
+        read_out_loss = loss(sampled, targets, label_smoothing)
+        return read_out_loss, read_out_loss - surrogate.sum()

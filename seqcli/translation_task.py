@@ -231,13 +231,15 @@ class TranslationTask:
         real = batch.tgt_out != PAD_ID  # (B, T): logits for these only
         targets = batch.tgt_out[real]  # (N,)
         smoothing = self.config.train.label_smoothing
+        reinforce = self.config.train.hard_attention_estimator == "reinforce"
+        # The loss inside autocast too: hard attention's output layer runs when its loss asks.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.setting.use_bf16):
             output = self._forward(model, batch, use_gold, real)
-        loss_sum = self.kernels.sequence_loss(output.logits, targets, smoothing)
-        objective = loss_sum
-        if isinstance(output, MixtureOutput) and self.config.train.hard_attention_estimator == "reinforce":
-            sampler, loss = self.setting.sampler, self.kernels.sequence_loss
-            objective = self.reinforce(output, targets, smoothing, sampler, loss)
+            if isinstance(output, MixtureOutput) and reinforce:  # reports the sampled read-out's loss
+                sampler, loss = self.setting.sampler, self.kernels.sequence_loss
+                loss_sum, objective = self.reinforce(output, targets, smoothing, sampler, loss)
+            else:
+                loss_sum = objective = self.kernels.sequence_loss(output.logits, targets, smoothing)
         return BatchLoss(loss_sum, batch.n_tgt_tokens, objective)
 
     def _forward(

@@ -13,7 +13,7 @@ import torch
 from seqcli.config import ATTENTIONS, CELLS, config_from_dict
 from seqcli.loss import Reinforce, sequence_loss
 from seqcli.model.attention import Memory
-from seqcli.model.hard_attention import HardAttention
+from seqcli.model.hard_attention import HardAttention, MixtureOutput
 from seqcli.tasks import new_trainer
 from seqcli.train import Trainer
 from seqcli.translate import Translator
@@ -228,7 +228,7 @@ def test_both_estimators_move_attention_towards_the_rewarded_position(estimator:
         if estimator == "exact":
             loss = sequence_loss(readout.logits, targets, 0.0)
         else:
-            loss = objective(readout, targets, 0.0, sampler)
+            _, loss = objective(readout, targets, 0.0, sampler)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -247,12 +247,39 @@ def test_the_entropy_bonus_pushes_towards_uniform() -> None:
         query, attention.attend(query, memory), memory, combine, torch.nn.Identity(), output
     )
     real = torch.ones(1, 8, dtype=torch.bool)
-    loss = Reinforce(entropy_weight=1.0)(
+    _, loss = Reinforce(entropy_weight=1.0)(
         readout.at(real), torch.full((8,), 5), 0.0, torch.Generator().manual_seed(0)
     )
     loss.backward()
     grad = attention.key_projection.weight.grad
     assert grad is not None and grad[0, 0] > 0  # lowering position 0's large score raises the entropy
+
+
+def test_reinforce_runs_the_output_layer_at_the_sampled_positions_only() -> None:
+    attention, combine, output, memory, query = _rewarded_position_setup()
+    real, targets = torch.ones(1, 8, dtype=torch.bool), torch.full((8,), 5)
+    shapes: list[tuple[int, ...]] = []
+    output.register_forward_hook(lambda _module, inputs, _output: shapes.append(tuple(inputs[0].shape)))
+
+    def read_out() -> MixtureOutput:
+        attended = attention.attend(query, memory)
+        return attention.read_out(query, attended, memory, combine, torch.nn.Identity(), output).at(real)
+
+    loss, objective = Reinforce(entropy_weight=0.1)(
+        read_out(), targets, 0.1, torch.Generator().manual_seed(3)
+    )
+    assert shapes == [(8, 4)]  # one position per target position, not all four of each
+    objective.backward()
+    assert attention.key_projection.weight.grad is not None  # the scores learn from the sample
+
+    # The sampled read-out's loss is what every position's read-out gives at the same draws.
+    mixture = read_out()
+    chosen = torch.multinomial(
+        mixture.log_weights.exp().detach(), 1, generator=torch.Generator().manual_seed(3)
+    )
+    picked = mixture.components[torch.arange(8), chosen.squeeze(1)]  # (8, V), from all (8, 4, V)
+    assert shapes[-1] == (8, 4, 4)
+    assert torch.allclose(sequence_loss(picked, targets, 0.1), loss)
 
 
 def test_tied_embeddings_survive_save_and_reload(copy_task: Path, tmp_path: Path) -> None:

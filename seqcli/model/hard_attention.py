@@ -21,7 +21,7 @@ state does not depend on a sample. `--attention-plot` and `--alignments` show al
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import cached_property
 from typing import cast
 
 import torch
@@ -31,26 +31,44 @@ from torch.nn import functional as F
 from seqcli.model.attention import Attended, Attention, Memory, Readout
 
 
-@dataclass
 class MixtureOutput(Readout):
-    """A hard-attention read-out: `logits` are the mixture's log-probabilities (normalised),
-    `feed` the expected attentional vectors, and besides them its parts:
-    log_weights (..., S): log alpha_tj, -inf at padding;
-    components (..., S, V): log p(y | h_t, x_j) for every source position j."""
+    """A hard-attention read-out. Its parts: log_weights (..., S), log alpha_tj, -inf at
+    padding; attentional (..., S, H), tanh(W_c [h_t; x_j]) for every source position j; feed
+    (..., H), their expectation under alpha. The output layer runs when first asked:
+    `components` (..., S, V), log p(y | h_t, x_j) at every position, and `logits` (..., V), the
+    mixture's log-probabilities; `component_at` runs it at one position per row only, which is
+    all that REINFORCE's sample needs."""
 
-    log_weights: Tensor
-    components: Tensor
+    def __init__(
+        self, log_weights: Tensor, attentional: Tensor, feed: Tensor, to_logits: Callable[[Tensor], Tensor]
+    ):
+        self.log_weights, self.attentional, self.feed = log_weights, attentional, feed
+        self.to_logits = to_logits
+
+    @cached_property
+    def components(self) -> Tensor:
+        return torch.log_softmax(self.to_logits(self.attentional).float(), dim=-1)
+
+    @cached_property
+    def logits(self) -> Tensor:  # type: ignore[override]
+        return torch.logsumexp(self.log_weights.unsqueeze(-1) + self.components, dim=-2)
+
+    def component_at(self, positions: Tensor) -> Tensor:
+        """log p(. | h_t, x_s) with s = positions (R,), for read-outs of shape (R, S, ...): (R, V)."""
+        rows = torch.arange(len(positions), device=positions.device)
+        return torch.log_softmax(self.to_logits(self.attentional[rows, positions]).float(), dim=-1)
 
     def at(self, real: Tensor) -> MixtureOutput:
-        return MixtureOutput(
-            self.logits[real], self.feed[real], self.log_weights[real], self.components[real]
-        )
+        return MixtureOutput(self.log_weights[real], self.attentional[real], self.feed[real], self.to_logits)
 
     @classmethod
     def cat(cls, steps: list[Readout]) -> MixtureOutput:
         parts = [cast(MixtureOutput, s) for s in steps]
-        fields = ("logits", "feed", "log_weights", "components")
-        return cls(*(torch.cat([getattr(s, name) for s in parts], dim=1) for name in fields))
+        log_weights, attentional, feed = (
+            torch.cat([getattr(s, name) for s in parts], dim=1)
+            for name in ("log_weights", "attentional", "feed")
+        )
+        return cls(log_weights, attentional, feed, parts[0].to_logits)
 
 
 class HardAttention(Attention):
@@ -104,7 +122,5 @@ class HardAttention(Attention):
         else:
             h_part, x_part = h_part.unsqueeze(2), x_part.unsqueeze(1)  # (N, T, 1, H), (N, 1, S, H)
         attentional = torch.tanh(h_part + x_part)  # (..., S, H): one vector per source position
-        components = torch.log_softmax(to_logits(attentional).float(), dim=-1)  # (..., S, V)
-        logits = torch.logsumexp(log_weights.unsqueeze(-1) + components, dim=-2)  # (..., V)
         feed = (log_weights.exp().unsqueeze(-1) * attentional).sum(-2)  # (..., H)
-        return MixtureOutput(logits, feed, log_weights, components)
+        return MixtureOutput(log_weights, attentional, feed, to_logits)  # the output layer when asked

@@ -36,9 +36,9 @@ _debug = {"on": os.environ.get("SEQCLI_DEBUG") == "1"}
 
 # oneDNN, which runs torch's fused LSTM and GRU kernels on a CPU, keeps the kernel it builds for
 # each input shape, up to 1,024 of them. Training meets a new shape with nearly every batch
-# (another length, another number of rows) and rebuilds the kernel anyway when the weights
-# change, so the cache only grew, by about 3 MB a shape at the CPU recipe's sizes: 16 kernels
-# keep decoding's few repeating shapes and leave training's memory flat (docs/benchmarks.md).
+# (another length, another number of rows), so the cache only grew: about 3 MB a shape for a
+# bidirectional LSTM of 256, and no faster for it. 16 kernels keep decoding's few repeating
+# shapes; benchmarks/train_memory.py measures a recipe's memory over its training time.
 ONEDNN_CACHE_CAPACITY = "16"
 
 

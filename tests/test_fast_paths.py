@@ -15,12 +15,14 @@ from seqcli.config import ModelConfig
 from seqcli.corpus import Example, bucket_batches, collate, random_batches
 from seqcli.device import has_native_bf16
 from seqcli.errors import UsageError
+from seqcli.fast import mixture
 from seqcli.fast.cross_entropy import fused_sequence_loss
 from seqcli.fast.dropout import dropout
 from seqcli.fast.held_rnn import HeldGRU, HeldLSTM, can_hold
 from seqcli.kernels import KERNELS
 from seqcli.loss import sequence_loss
 from seqcli.model.cells.torch_rnn import GRU, LSTM
+from seqcli.model.hard_attention import MixtureOutput
 from seqcli.model.parts import REFERENCE
 from seqcli.model.seq2seq import Seq2Seq
 from seqcli.tasks import new_trainer
@@ -43,6 +45,32 @@ def test_fused_loss_matches_torch_cross_entropy(eps: float) -> None:
     assert torch.allclose(ours, reference, rtol=1e-5)
     assert torch.allclose(ours_grad, reference_grad, atol=1e-6)
     assert ours_grad[3, 1:].abs().max() == 0  # padding gets no gradient
+
+
+@pytest.mark.parametrize("block_elements", [50, 1 << 18])  # a row or two per block, and all at once
+def test_blockwise_mixture_matches_the_mixture_as_written(
+    block_elements: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hard attention's mixture log p(v) = logsumexp_j (log alpha_j + log_softmax(z_j)_v), block by
+    block with its hand-written gradient, against the reference read-out: values and gradients
+    in float64, padding positions (alpha = 0) included, with a leading (N, T) shape."""
+    monkeypatch.setattr(mixture, "BLOCK_ELEMENTS", block_elements)
+    torch.manual_seed(0)
+    z = torch.randn(3, 4, 5, 7, dtype=torch.float64, requires_grad=True)  # (N, T, S, V)
+    scores = torch.randn(3, 4, 5, dtype=torch.float64)
+    scores[0, :, 3:] = float("-inf")  # padding: two positions of sentence 0
+    log_weights = torch.log_softmax(scores, dim=-1).requires_grad_()
+    feed = torch.zeros(3, 4, 2, dtype=torch.float64)
+    outputs = [
+        kind(log_weights, z, feed, lambda x: x) for kind in (MixtureOutput, mixture.BlockMixtureOutput)
+    ]
+    expected, ours = (output.logits for output in outputs)
+    assert torch.allclose(ours, expected, atol=1e-12)
+    weights = torch.randn_like(expected)
+    grads = [torch.autograd.grad((out * weights).sum(), (z, log_weights)) for out in (expected, ours)]
+    for theirs, mine in zip(*grads, strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-12)
+    assert grads[1][0][0, :, 3:].abs().max() == 0  # nothing flows into padding
 
 
 @pytest.mark.parametrize(("reference", "held"), [(LSTM, HeldLSTM), (GRU, HeldGRU)])
@@ -85,7 +113,8 @@ def test_fast_parts_are_those_the_reference_parts_declare_a_faster_kernel_for() 
         assert (fast.PARTS.cells[name] is not cell) == declared, name
         assert issubclass(fast.PARTS.cells[name], cell)
     for name, attention in REFERENCE.attentions.items():
-        assert (fast.PARTS.attentions[name] is not attention) == attention.dot_product_scores, name
+        declared = attention.dot_product_scores or attention.mixes_outputs
+        assert (fast.PARTS.attentions[name] is not attention) == declared, name
         assert issubclass(fast.PARTS.attentions[name], attention)
 
 
@@ -258,8 +287,11 @@ def test_bf16_search_is_refused_without_bf16_units(
 
 @pytest.mark.parametrize(
     ("cell", "attention", "input_feeding"),
-    [("lstm", "general", True), ("gru", "additive", True), ("lstm", "dot", False), ("gru", "none", False)],
-)
+    [
+        ("lstm", "general", True), ("gru", "additive", True), ("lstm", "dot", False), ("gru", "none", False),
+        ("lstm", "hard", False),
+    ],
+)  # fmt: skip
 def test_the_same_training_through_fast_paths_and_reference_code_gives_equal_losses(
     cell: str, attention: str, input_feeding: bool
 ) -> None:

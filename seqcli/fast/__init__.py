@@ -9,6 +9,8 @@ reference parts declare about themselves:
     (`Cell.parallel_form`: minGRU and minLSTM) run whole sequences by their scan;
   - attentions with dot-product scores (`Attention.dot_product_scores`) sum the memory's
     gradient once per training pass instead of once per decoder step (`memory_tape`);
+  - attentions that mix output distributions (`Attention.mixes_outputs`: hard attention) mix
+    them a block of rows at a time, with the gradient written out (`mixture`);
   - dropout draws its mask from uniform numbers on a CPU (`dropout`);
 and `fused_sequence_loss` is the label-smoothed cross-entropy with its gradient in one pass.
 """
@@ -17,11 +19,14 @@ from seqcli.fast.cross_entropy import fused_sequence_loss
 from seqcli.fast.dropout import Dropout
 from seqcli.fast.held_rnn import HeldGRU, HeldLSTM
 from seqcli.fast.memory_tape import TapedDotAttention, TapedGeneralAttention
+from seqcli.fast.mixture import BlockHardAttention
 from seqcli.model.attention import Attention, DotAttention, GeneralAttention
 from seqcli.model.cells import Cell
+from seqcli.model.hard_attention import HardAttention
 from seqcli.model.parts import REFERENCE, Parts
 
 HELD: dict[str, type[Cell]] = {"lstm": HeldLSTM, "gru": HeldGRU}  # by Cell.fused_kernel
+MIXED: dict[type[Attention], type[Attention]] = {HardAttention: BlockHardAttention}  # by mixes_outputs
 TAPED: dict[type[Attention], type[Attention]] = {
     DotAttention: TapedDotAttention,
     GeneralAttention: TapedGeneralAttention,
@@ -35,6 +40,8 @@ def faster_cell(cell: type[Cell]) -> type[Cell]:
 
 
 def faster_attention(attention: type[Attention]) -> type[Attention]:
+    if attention.mixes_outputs:
+        return MIXED[attention]
     return TAPED[attention] if attention.dot_product_scores else attention
 
 

@@ -59,7 +59,7 @@ class MixtureOutput(Readout):
         return torch.log_softmax(self.to_logits(self.attentional[rows, positions]).float(), dim=-1)
 
     def at(self, real: Tensor) -> MixtureOutput:
-        return MixtureOutput(self.log_weights[real], self.attentional[real], self.feed[real], self.to_logits)
+        return type(self)(self.log_weights[real], self.attentional[real], self.feed[real], self.to_logits)
 
     @classmethod
     def cat(cls, steps: list[Readout]) -> MixtureOutput:
@@ -75,6 +75,7 @@ class HardAttention(Attention):
     """Luong's general scores, read out position by position and mixed by their probabilities."""
 
     mixes_outputs = True
+    readout_type = MixtureOutput  # seqcli.fast mixes the distributions its own way
 
     def __init__(self, query_size: int, value_size: int):
         super().__init__(query_size, value_size)
@@ -123,4 +124,4 @@ class HardAttention(Attention):
             h_part, x_part = h_part.unsqueeze(2), x_part.unsqueeze(1)  # (N, T, 1, H), (N, 1, S, H)
         attentional = torch.tanh(h_part + x_part)  # (..., S, H): one vector per source position
         feed = (log_weights.exp().unsqueeze(-1) * attentional).sum(-2)  # (..., H)
-        return MixtureOutput(log_weights, attentional, feed, to_logits)  # the output layer when asked
+        return self.readout_type(log_weights, attentional, feed, to_logits)  # the output layer when asked

@@ -202,10 +202,13 @@ def score_test(
     return scores
 
 
-def score_tests(run_dir: Path, data: Path, src: str, tgt: str, threads: int = 1) -> dict[str, Any]:
-    """`score_test` on test2016 and test2017, greedy and beam 5: "test2016.beam5" -> scores."""
+def score_tests(
+    run_dir: Path, data: Path, src: str, tgt: str, threads: int = 1, tests: tuple[str, ...] = TESTS
+) -> dict[str, Any]:
+    """`score_test` on the test sets (test2016 and test2017), greedy and beam 5:
+    "test2016.beam5" -> scores."""
     return {
-        f"{t}.beam{b}": score_test(run_dir, data / t, src, tgt, b, threads) for t in TESTS for b in (1, 5)
+        f"{t}.beam{b}": score_test(run_dir, data / t, src, tgt, b, threads) for t in tests for b in (1, 5)
     }
 
 
@@ -241,10 +244,11 @@ def finished_runs(work: Path, names: list[str]) -> list[str]:
 
 
 def run_final(
-    direction: str, seed: int, data: Path, work: Path, changes: list[str], threads: int = 1
-) -> None:
+    direction: str, seed: int, data: Path, work: Path, changes: list[str], threads: int = 1,
+    tests: tuple[str, ...] = TESTS,
+) -> None:  # fmt: skip
     """Train the direction's recipe with this seed and these `--set KEY=VALUE` changes, then
-    score greedy and beam 5 on both test sets, each process with this many torch threads."""
+    score greedy and beam 5 on the test sets, each process with this many torch threads."""
     name = run_name(direction, seed)
     marker = work / f"{name}.json"
     if marker.exists():
@@ -252,7 +256,7 @@ def run_final(
     src, tgt = DIRECTIONS[direction]
     run_dir = work / name
     record = run_logged(name, work, final_command(direction, seed, data, run_dir, changes), threads)
-    record["scores"] = score_tests(run_dir, data, src, tgt, threads)
+    record["scores"] = score_tests(run_dir, data, src, tgt, threads, tests)
     marker.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{name}: done in {record['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
 

@@ -11,14 +11,13 @@ first two of the seeds given. A run already finished in WORK/cells/CELL is reuse
 
 from __future__ import annotations
 
-import json
 import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from experiments.claims.common import log, new_figure, save_figure, spread, table
-from experiments.multi30k_cpu import final_command, final_summary, run_logged, run_name, score_test
+from experiments.claims.common import new_figure, save_figure, spread, table
+from experiments.multi30k_cpu import final_summary, run_final, run_name
 from seqcli.checkpoint import read_log
 
 CELLS = {"lstm": "LSTM", "gru": "GRU", "mingru": "minGRU", "minlstm": "minLSTM"}
@@ -43,18 +42,10 @@ def train_and_score(cell: str, seed: int, work: Path, data: Path, tiny: bool) ->
     """One run: trained for the budget, then test2016 scored greedy and beam 5 (record in
     WORK/cells/CELL/de-en-seedN.json, written last)."""
     out = cell_work(work, cell, tiny)
-    name = run_name(DIRECTION, seed)
-    marker = out / f"{name}.json"
-    if marker.exists():
-        return
     out.mkdir(parents=True, exist_ok=True)
     budget = settings(tiny)
     changes = [f"model.cell={cell}", f"train.max_minutes={budget['minutes']:g}", *budget["changes"]]
-    record = run_logged(name, out, final_command(DIRECTION, seed, data, out / name, changes))
-    src, tgt = DIRECTION.split("-")
-    record["scores"] = {f"{TEST}.beam{b}": score_test(out / name, data / TEST, src, tgt, b) for b in (1, 5)}
-    marker.write_text(json.dumps(record, indent=2) + "\n")
-    log(f"cells: {cell} seed {seed} done in {record['wall_seconds']:.0f} s")
+    run_final(DIRECTION, seed, data, out, changes, tests=(TEST,))
 
 
 def run(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class _MixtureLogProbs(torch.autograd.Function):
         softmax = z.new_empty(ctx.rows, *z.shape[1:])  # one block's softmax(z_j), reused
         for start in range(0, z.size(0), ctx.rows):
             block = slice(start, start + ctx.rows)
-            zb, n = z[block], len(z[block])
+            zb = z[block]
+            n = len(zb)
             q = torch.add(zb, shift[block].unsqueeze(-1), out=grad_z[block])  # computed in place
             q.sub_(out[block].unsqueeze(1)).exp_()  # q_jv, the posterior of position j
             q.mul_(grad[block].unsqueeze(1))  # g_v q_jv

@@ -28,6 +28,13 @@ class TokenizerSpec:
     byte_fallback: bool = False  # unknown characters become UTF-8 byte pieces instead of <unk>
 
 
+# SentencePiece learns from at most this many lines, a uniform sample of a larger corpus. Its
+# memory grows with the characters it learns from (a suffix array over all of them), and this
+# bound keeps the whole of `seqcli train` under 2 GiB on corpora of any size
+# (benchmarks/scale.py); a larger sample changes an 8,000-piece vocabulary little.
+SENTENCEPIECE_SAMPLE = 1_000_000
+
+
 def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
     """Train a model on sentences and return its serialized bytes.
 
@@ -55,7 +62,7 @@ def train_sentencepiece(sentences: Iterable[str], spec: TokenizerSpec) -> bytes:
                 unk_id=UNK_ID,
                 bos_id=BOS_ID,
                 eos_id=EOS_ID,
-                input_sentence_size=2_000_000,
+                input_sentence_size=SENTENCEPIECE_SAMPLE,
                 shuffle_input_sentence=True,
                 num_threads=os.cpu_count() or 1,
                 logstream=quiet,

@@ -5,7 +5,8 @@ words drawn from a Zipf distribution over 30,000 types per side, 4 to 30 words a
 `seqcli train` runs with its defaults for 100 updates (one validation at the end, no
 length-penalty search) and one torch thread, while this script samples the process's resident
 memory. Recorded per size: peak RSS (VmHWM), seconds until the store is written, until the
-first update (the start line comes just before it) and through 100 updates.
+first update (the start line comes just before it) and through 100 updates, and the largest
+resident memory sampled before and after the store is written.
 
     python benchmarks/scale.py --sizes 100000 1000000 10000000 --work runs/scale
 """
@@ -65,10 +66,12 @@ def measure(size: int, work: Path) -> dict[str, Any]:
     started, wall_start = time.monotonic(), time.time()
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     peak = [0.0]
+    resident: list[tuple[float, float]] = []  # (seconds, RSS MiB): which phase holds the peak
 
     def sample() -> None:
         while process.poll() is None:
             peak[0] = max(peak[0], memory_mib(process.pid, "VmHWM") or 0.0)
+            resident.append((time.time() - wall_start, memory_mib(process.pid) or 0.0))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -85,10 +88,14 @@ def measure(size: int, work: Path) -> dict[str, Any]:
     if process.returncode:
         raise SystemExit(f"size {size}: seqcli train failed:\n" + "\n".join(lines[-5:]))
     store = run_dir / "train.store" / "store.json"
+    to_store = store.stat().st_mtime - wall_start
     record = {
         "pairs": size,
         "peak_rss_mib": round(peak[0], 1),
-        "seconds_to_store": round(store.stat().st_mtime - wall_start, 1),
+        # sampled every 0.2 s: the tokenizer's training and the store's writing, then training
+        "peak_rss_mib_to_store": round(max((m for t, m in resident if t <= to_store), default=0.0), 1),
+        "peak_rss_mib_training": round(max((m for t, m in resident if t > to_store), default=0.0), 1),
+        "seconds_to_store": round(to_store, 1),
         "seconds_to_first_update": round(first_update or 0.0, 1),
         "seconds_through_100_updates": round(time.monotonic() - started, 1),
         "store_mib": round(sum(f.stat().st_size for f in store.parent.iterdir()) / 2**20, 1),

@@ -2,7 +2,8 @@
 
 Each cell trains the de-en CPU recipe (configs/multi30k-de-en-cpu.toml) with only `model.cell`
 changed and the budget set to MINUTES, as `seqcli train` would for a user: the same seeds, one
-torch thread per run, two runs side by side on two cores (so every cell meets the same load).
+torch thread per run, each run beside one other training process on two cores (two runs of
+this part with --workers 2, or one and something else), so every cell meets the same load.
 After training the run keeps its best checkpoint or the mean of its last five, whichever
 scores higher on valid, and tunes its length penalty on valid; test2016 is then translated
 once, greedy and beam 5, and scored. Each run takes the whole budget, so this part trains the
@@ -105,8 +106,9 @@ def section(results: dict[str, Any], figures: Path) -> list[str]:
         "",
         f"Multi30k {results['direction'].replace('-', '->')}, the CPU recipe with only the cell changed,"
         f" {results['minutes']:g} minutes of training per run, seeds {', '.join(map(str, results['seeds']))}"
-        " (one torch thread per run, two runs side by side). 'Kept' is the checkpoint the run ends with:"
-        " its best, or the mean of its last five if that scores higher on valid. test2016 is translated"
+        " (one torch thread per run, each beside one other training process on the two cores)."
+        " 'Kept' is the checkpoint the run ends with: its best, or the mean of its last five if that"
+        " scores higher on valid. test2016 is translated"
         " once per run, with the length penalty the run tuned on valid; cased sacreBLEU, mean ± sd over"
         " the seeds.",
         "",

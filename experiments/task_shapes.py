@@ -14,6 +14,7 @@ Runs go one after the other; every record carries its provenance (date, commit, 
 torch, command, load average).
 
     python -m experiments.task_shapes --minutes 15 --runs commands-random:defaults
+    python -m experiments.task_shapes --runs     # the table of the runs kept, nothing trained
 """
 
 from __future__ import annotations
@@ -122,22 +123,33 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
     return record
 
 
+def tokenizer_of(record: dict[str, Any]) -> str:
+    """'word, 16 pieces, separate' from the run's [tokenizer] lines."""
+    settings = dict(line.split(" = ") for line in record["tokenizer"] if " = " in line)
+    sharing = "joint" if settings.get("joint") == "true" else "separate"
+    kind = settings.get("type", "?").strip('"')
+    return f"{kind}, {int(settings.get('vocab_size', 0)):,} pieces, {sharing}"
+
+
 def table(records: list[dict[str, Any]]) -> str:
-    header = ["task", "settings", "tokenizer", "updates", "exact greedy / beam 5", "BLEU greedy / beam 5"]
+    header = [
+        "task", "settings", "tokenizer", "updates", "exact match, greedy / beam 5", "BLEU, greedy / beam 5",
+        "peak RSS MiB", "load before / after",
+    ]  # fmt: skip
     rows = [
         [
             r["task"],
             r["row"],
-            next(
-                (line.split(" = ")[1].strip('"') for line in r["tokenizer"] if line.startswith("type")), "?"
-            ),
+            tokenizer_of(r),
             f"{r['updates']:,}",
             f"{r['beam1']['exact_match']:.2f} / {r['beam5']['exact_match']:.2f}",
             f"{r['beam1']['bleu']:.2f} / {r['beam5']['bleu']:.2f}",
+            f"{max(m for _, m in r['rss_mib_samples']):,.0f}" if r.get("rss_mib_samples") else "-",
+            f"{r['load_before']:.2f} / {r['load_after']:.2f}",
         ]
-        for r in records
+        for r in sorted(records, key=lambda r: (list(TASKS).index(r["task"]), r["row"]))
     ]
-    return markdown_table(header, "lllrrr", rows)
+    return markdown_table(header, "lllrrrrr", rows)
 
 
 def main() -> None:
@@ -150,6 +162,9 @@ def main() -> None:
     every = [f"{task}:{row}" for task in TASKS for row in ("defaults", "tuned")]
     parser.add_argument("--runs", nargs="*", default=every, choices=every)
     args = parser.parse_args()
+    if not args.runs:  # `--runs` alone: the table of the runs kept, nothing trained
+        print(table(json.loads(RESULTS.read_text())["runs"]))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     started = provenance()
     kept = json.loads(RESULTS.read_text())["runs"] if RESULTS.exists() else []

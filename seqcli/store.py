@@ -1,9 +1,13 @@
-"""A tokenized parallel corpus on disk: every pair's piece ids in flat files, read through memory maps.
+"""A tokenized parallel corpus on disk: every pair's piece ids in flat files, read pair by pair.
 
 A corpus of millions of pairs does not fit in memory as Python objects (a list of ids per
 sentence costs about 30 times the ids themselves). The store keeps, for each side, the ids
-of every pair one after another in one file and where each pair starts in another; numpy
-maps them into memory, so a batch reads only its own pairs and processes share the pages.
+of every pair one after another in one file and where each pair starts in another (mapped
+into memory); a batch reads only its own pairs' ids from the file, so they stay in the
+operating system's page cache, shared by every process, and never count as the process's
+memory. (A memory map of the ids would: batches draw pairs from all over the file, and the
+pages read ahead around them would make the whole store resident within a few hundred
+updates.)
 It is written once, streaming the text in chunks that SentencePiece encodes on every core,
 and holds every pair, even those with an empty side: which pairs train is decided when the
 batches are made (`seqcli.corpus`), so nothing is filtered out of sight.
@@ -19,6 +23,7 @@ Layout of a store folder:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -179,7 +184,7 @@ class TokenStore(Examples):
                 f"{self.folder}: token store format {self.meta.get('format')!r}, expected {FORMAT!r}"
             )
         dtype = np.dtype(self.meta["dtype"])
-        self.ids = {side: self._map(f"{side}.ids", dtype) for side in SIDES}
+        self.ids = {side: Slices(self.folder / f"{side}.ids", dtype) for side in SIDES}
         self.starts = {side: self._map(f"{side}.starts", np.dtype(np.int64)) for side in SIDES}
         self.lengths = {side: np.diff(self.starts[side]).astype(np.int32) for side in SIDES}  # (n,) each
 
@@ -203,15 +208,32 @@ class TokenStore(Examples):
 
     def _ids(self, side: str, index: int) -> np.ndarray:
         starts = self.starts[side]
-        return self.ids[side][starts[index] : starts[index + 1]]
+        return self.ids[side].read(int(starts[index]), int(starts[index + 1]))
 
-    def text(self, side: str) -> tuple[np.ndarray, np.ndarray]:
+    def text(self, side: str) -> tuple[Slices, np.ndarray]:
         """One side's text as UTF-8 bytes and where each line starts (stores written with keep_text)."""
         if not self.meta.get("text"):
             raise RunDirError(f"{self.folder}: the store keeps no text")
-        return self._map(f"{side}.text", np.dtype(np.uint8)), self._map(
+        return Slices(self.folder / f"{side}.text", np.dtype(np.uint8)), self._map(
             f"{side}.text_starts", np.dtype(np.int64)
         )
+
+
+class Slices:
+    """A flat file of one dtype, read a slice at a time with os.pread (no memory map)."""
+
+    def __init__(self, path: Path, dtype: np.dtype[Any]):
+        self.file = open(path, "rb", buffering=0)  # noqa: SIM115 (open as long as the store is)
+        self.dtype = dtype
+
+    def __del__(self) -> None:
+        if hasattr(self, "file"):
+            self.file.close()
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Items start..end-1."""
+        size = self.dtype.itemsize
+        return np.frombuffer(os.pread(self.file.fileno(), (end - start) * size, start * size), self.dtype)
 
 
 class SampledExamples(Examples):
@@ -229,7 +251,7 @@ class SampledExamples(Examples):
         sides = []
         for side, tokenizer in zip(SIDES, self.tokenizers, strict=True):
             blob, starts = self.texts[side]
-            line = bytes(blob[starts[index] : starts[index + 1]]).decode("utf-8")
+            line = blob.read(int(starts[index]), int(starts[index + 1])).tobytes().decode("utf-8")
             sampling = Sampling(
                 self.sampling.alpha, self.sampling.nbest_size, self.sampling.seed * 1_000_003 + index
             )

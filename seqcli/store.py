@@ -171,7 +171,7 @@ class Examples(Sequence[Example]):
 
 
 class TokenStore(Examples):
-    """A written store, memory-mapped: pairs by index, and each side's lengths."""
+    """A written store: pairs by index, and each side's lengths."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,9 @@ def run(task: str, row: str, data: Path, work: Path, minutes: float) -> dict[str
 
 def tokenizer_of(record: dict[str, Any]) -> str:
     """'word, 16 pieces, separate' from the run's [tokenizer] lines."""
-    settings = dict(line.split(" = ") for line in record["tokenizer"] if " = " in line)
-    sharing = "joint" if settings.get("joint") == "true" else "separate"
-    kind = settings.get("type", "?").strip('"')
-    return f"{kind}, {int(settings.get('vocab_size', 0)):,} pieces, {sharing}"
+    settings = tomllib.loads("\n".join(record["tokenizer"]))
+    sharing = "joint" if settings["joint"] else "separate"
+    return f"{settings['type']}, {settings['vocab_size']:,} pieces, {sharing}"
 
 
 def table(records: list[dict[str, Any]]) -> str:

@@ -232,8 +232,12 @@ class Slices:
 
     def read(self, start: int, end: int) -> np.ndarray:
         """Items start..end-1."""
+        return np.frombuffer(self.read_bytes(start, end), self.dtype)
+
+    def read_bytes(self, start: int, end: int) -> bytes:
+        """Items start..end-1 as the file holds them."""
         size = self.dtype.itemsize
-        return np.frombuffer(os.pread(self.file.fileno(), (end - start) * size, start * size), self.dtype)
+        return os.pread(self.file.fileno(), (end - start) * size, start * size)
 
 
 class SampledExamples(Examples):
@@ -251,7 +255,7 @@ class SampledExamples(Examples):
         sides = []
         for side, tokenizer in zip(SIDES, self.tokenizers, strict=True):
             blob, starts = self.texts[side]
-            line = blob.read(int(starts[index]), int(starts[index + 1])).tobytes().decode("utf-8")
+            line = blob.read_bytes(int(starts[index]), int(starts[index + 1])).decode("utf-8")
             sampling = Sampling(
                 self.sampling.alpha, self.sampling.nbest_size, self.sampling.seed * 1_000_003 + index
             )

@@ -51,6 +51,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from provenance import cpu_model, provenance, write_result  # noqa: E402
+
 from seqcli.config import config_from_dict, config_to_dict, dumps_toml, load_toml, merge  # noqa: E402
 from seqcli.corpus import read_parallel  # noqa: E402
 from seqcli.metrics import score  # noqa: E402
@@ -292,13 +294,8 @@ def decode(
 def machine(device: str) -> dict[str, object]:
     import torch
 
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch": torch.__version__,
         "device": device,
@@ -412,6 +409,7 @@ def main() -> None:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = args.out or HERE / "results" / f"compare-joeynmt-{args.device.replace(':', '')}.json"
+    started = provenance()
 
     joey_python = joeynmt_python(args.joeynmt_venv.resolve(), args.torch_version)
     spm = prepare_tokenizer(work, data)
@@ -533,7 +531,7 @@ def main() -> None:
             for measure in ("generation", "whole_process")
         },
     }
-    write_text_atomic(out, json.dumps(results, indent=2) + "\n")
+    write_result(out, results, started)
     markdown = table(results)
     write_text_atomic(out.with_suffix(".md"), markdown)
     print(markdown)

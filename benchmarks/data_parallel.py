@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from provenance import provenance, write_result
 
 
 def run_once(args: argparse.Namespace, nproc: int, threads: int, out: Path) -> dict[str, float]:
@@ -63,6 +64,7 @@ def main() -> None:
     # (processes, torch threads each): N single-threaded processes, 1 single-threaded process,
     # and 1 process using N threads, the usual way to spend N cores without torchrun.
     setups = [(args.nproc, 1), (1, 1), (1, args.nproc)]
+    started = provenance()
     runs = []
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):
@@ -78,8 +80,7 @@ def main() -> None:
         "torch": torch.__version__,
         "runs": runs,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_result(Path(args.out), report, started)
 
 
 if __name__ == "__main__":

@@ -446,8 +446,10 @@ def main() -> None:
     for name, use in missing.items():
         log(f"MISSING import {name}: needed for {use}")
     log("all imports present" if not missing else f"missing imports: {', '.join(missing)}")
+    from benchmarks.provenance import provenance, write_result
     from benchmarks.speed import machine_info
 
+    started = provenance()
     device = torch.device(args.device)
     results: dict[str, Any] = {
         "started": datetime.now().isoformat(timespec="seconds"),
@@ -471,7 +473,7 @@ def main() -> None:
     part(results, "decoding_speed", log, lambda: measure_decoding_speed(args, given(corpus), run_dir))
     part(results, "training_speed", log, lambda: measure_training_speed(args, log, given(corpus), run_dir))
     results["finished"] = datetime.now().isoformat(timespec="seconds")
-    (out / "gpu_check.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_result(out / "gpu_check.json", results, started)
     for hypotheses in run_dir.glob("test.*"):  # the translations of part b, for a look
         shutil.copyfile(hypotheses, out / hypotheses.name)
     shutil.rmtree(work, ignore_errors=True)  # checkpoints: too large to bring back

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import queue
 import random
 import re
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from provenance import provenance, write_result
 
 from seqcli.textio import write_text_atomic
 
@@ -48,13 +48,6 @@ TIMEOUT = 600.0  # seconds: no single step of the benchmark may take longer
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def plan_requests(
@@ -218,13 +211,14 @@ def one_line_latency(run_dir: str, lines: list[str], repeats: int, pause: float)
     }
 
 
-def markdown(figures: dict[str, Any]) -> str:
+def markdown(figures: dict[str, Any], started: dict[str, Any]) -> str:
     file, load, line = figures["file_translate"], figures["serve"], figures["one_line_latency"]
     return "\n".join(
         [
-            f"# seqcli serve under load ({figures['date']}, commit {figures['commit']})",
+            f"# seqcli serve under load ({started['date'][:10]}, commit {(started['commit'] or '')[:7]})",
             "",
-            f"Machine: {figures['machine']}. Load average before/after: "
+            f"Machine: {started['hardware']['cpu']}, {started['hardware']['cores']} cores. "
+            f"Load average before/after: "
             f"{figures['load_average_before']} / {figures['load_average_after']}.",
             f"Run: `{figures['run_dir']}`; options: `{' '.join(figures['options']) or '(run defaults)'}`;",
             f"{load['clients']} clients x {load['requests_per_client']} requests of "
@@ -266,6 +260,7 @@ def main() -> None:
     planned_lines = [source[i] for request in plan for i in request]
     options = [] if args.beam_size is None else ["--beam-size", str(args.beam_size)]
     body_options = {} if args.beam_size is None else {"beam_size": args.beam_size}
+    started = provenance()
     before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         expected, file_figures = translate_file(args.run_dir, planned_lines, options)
@@ -306,14 +301,7 @@ def main() -> None:
         "exit_status": exit_status,
     }
     line_figures = one_line_latency(args.run_dir, source, args.latency_repeats, pause=0.5)
-    repository = Path(__file__).resolve().parents[1]
-    commit = subprocess.run(
-        ["git", "-C", str(repository), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout
     figures = {
-        "date": time.strftime("%Y-%m-%d"),
-        "commit": commit.strip(),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "run_dir": args.run_dir,
         "options": options,
         "load_average_before": before,
@@ -324,8 +312,8 @@ def main() -> None:
         "one_line_latency": line_figures,
     }
     print(json.dumps(figures, indent=2))
-    write_text_atomic(args.out.with_suffix(".json"), json.dumps(figures, indent=2) + "\n")
-    write_text_atomic(args.out.with_suffix(".md"), markdown(figures))
+    write_result(args.out.with_suffix(".json"), figures, started)
+    write_text_atomic(args.out.with_suffix(".md"), markdown(figures, started))
     if correct != len(plan) or exit_status != 0:
         raise SystemExit("seqcli serve lost or changed answers, or did not stop cleanly")
 

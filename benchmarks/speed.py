@@ -16,7 +16,6 @@ Prints a table and writes the figures, the machine, torch version and device as 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -25,27 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from provenance import cpu_model, provenance, write_result
 
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
 from seqcli.device import pick_device
 from seqcli.tasks import new_trainer
-from seqcli.textio import write_text_atomic
 from seqcli.translate import Translator
 from seqcli.translation_task import TranslationTask
 
 
 def machine_info(device: torch.device) -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -141,6 +132,7 @@ def main() -> None:
     parser.add_argument("--kernels", choices=("fast", "reference"), help="train.kernels [default: the run's]")
     parser.add_argument("--out", type=Path, help="JSON file for the figures.")
     args = parser.parse_args()
+    started = provenance()
     device = pick_device(args.device)
     torch.manual_seed(1)
     figures = {
@@ -155,7 +147,7 @@ def main() -> None:
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
     if args.out:
-        write_text_atomic(args.out, json.dumps(figures, indent=2) + "\n")
+        write_result(args.out, figures, started)
         print(f"wrote {args.out}")
 
 

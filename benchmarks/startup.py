@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seqcli.textio import write_text_atomic  # noqa: E402
+from provenance import provenance, write_result  # noqa: E402
 
 SEQCLI = [sys.executable, "-m", "seqcli"]
 
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    started = provenance()
     with tempfile.TemporaryDirectory() as tmp:
         ref, hyp = Path(tmp) / "ref.txt", Path(tmp) / "hyp.txt"
         ref.write_text("".join(f"a small test sentence number {i} .\n" for i in range(100)))
@@ -85,7 +86,7 @@ def main() -> None:
         }
     print(json.dumps(figures, indent=2))
     if args.out:
-        write_text_atomic(args.out, json.dumps(figures, indent=2) + "\n")
+        write_result(args.out, figures, started)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from compare_joeynmt import (  # noqa: E402
     run,
     write_joeynmt_config,
 )
+from provenance import provenance, write_result  # noqa: E402
 
 from seqcli.config import config_from_dict, config_to_dict, dumps_toml, load_toml, merge  # noqa: E402
 from seqcli.corpus import read_parallel  # noqa: E402
@@ -296,6 +297,7 @@ def main() -> None:
                 sys.exit(f"time_to_quality: --data {data}: {split}.{lang} is missing")
     work.mkdir(parents=True, exist_ok=True)
     host = machine("cpu")  # before any training, so its load average is the machine's at the start
+    started = provenance()
     python = joeynmt_python(args.joeynmt_venv.resolve(), args.torch_version)
     spm = prepare_tokenizer(work, data, VOCAB_SIZE)
     seq_config = seqcli_recipe(work, data, spm, args.minutes)
@@ -341,7 +343,7 @@ def main() -> None:
         results["test2016_bleu_margin"] = {
             row: round(ours - r["test"]["test2016"]["bleu"], 2) for row, r in rows.items() if row != "seqcli"
         }
-    write_text_atomic(args.out, json.dumps(results, indent=2) + "\n")
+    write_result(args.out, results, started)
     markdown = table(results)
     write_text_atomic(args.out.with_suffix(".md"), markdown)
     print(markdown)

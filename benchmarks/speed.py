@@ -4,7 +4,9 @@ Training: target tokens per second (real tokens, padding excluded) over --train-
 updates after a short warm-up, with the run's architecture and batch size, on --train.
 Decoding: sentences per second translating the --test sources with the run's trained
 weights, greedy and beam 5, counted as generation only (search on already-encoded ids)
-and as the whole call (tokenize, search, detokenize).
+and as the whole call (tokenize, search, detokenize), and the BLEU of those translations
+(sacreBLEU, cased, 13a). --quantize measures the same again with int8 weights
+(`seqcli translate --quantize`), so the speed and the BLEU it costs sit side by side.
 
     python benchmarks/speed.py --run-dir runs/m30k --train ../shared/data/multi30k/train \
         --test ../shared/data/multi30k/test2016 --src-lang de --tgt-lang en \
@@ -29,6 +31,7 @@ from provenance import cpu_model, provenance, write_result
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
 from seqcli.device import pick_device
+from seqcli.metrics import score
 from seqcli.tasks import new_trainer
 from seqcli.translate import Translator
 from seqcli.translation_task import TranslationTask
@@ -93,26 +96,29 @@ def measure_training(args: argparse.Namespace, device: torch.device) -> dict[str
 
 
 def measure_decoding(args: argparse.Namespace, device: torch.device) -> dict[str, float]:
-    translator = Translator.from_run_dir(Path(args.run_dir), {}, device)
-    sources, _ = read_parallel(args.test, args.src_lang, args.tgt_lang)
-    sources = sources[: args.decode_lines]
-    ids = translator.src_tokenizer.encode(sources)
+    """Greedy and beam 5 decoding speed and BLEU; with args.quantize, int8 as well ("int8_...")."""
+    sources, references = read_parallel(args.test, args.src_lang, args.tgt_lang)
+    sources, references = sources[: args.decode_lines], references[: args.decode_lines]
     results: dict[str, float] = {"decode_sentences": len(sources)}
-    for beam in (1, 5):
-        decode = replace(translator.decode, beam_size=beam, n_best=1)
-        translator.translate_ids(ids[:16], decode)  # warm-up
-        sync(device)
-        start = time.perf_counter()
-        translator.translate_ids(ids, decode)
-        sync(device)
-        generation = time.perf_counter() - start
-        start = time.perf_counter()
-        translator.translate_lines(sources, beam_size=beam)
-        sync(device)
-        whole = time.perf_counter() - start
-        name = "greedy" if beam == 1 else f"beam{beam}"
-        results[f"{name}_sentences_per_second_generation"] = round(len(sources) / generation, 1)
-        results[f"{name}_sentences_per_second_with_tokenization"] = round(len(sources) / whole, 1)
+    for quantize in (False, True) if getattr(args, "quantize", False) else (False,):
+        translator = Translator.from_run_dir(Path(args.run_dir), {}, device, quantize=quantize)
+        ids = translator.src_tokenizer.encode(sources)
+        for beam in (1, 5):
+            decode = replace(translator.decode, beam_size=beam, n_best=1)
+            translator.translate_ids(ids[:16], decode)  # warm-up
+            sync(device)
+            start = time.perf_counter()
+            translator.translate_ids(ids, decode)
+            sync(device)
+            generation = time.perf_counter() - start
+            start = time.perf_counter()
+            hypotheses = translator.translate_lines(sources, beam_size=beam)
+            sync(device)
+            whole = time.perf_counter() - start
+            name = ("int8_" if quantize else "") + ("greedy" if beam == 1 else f"beam{beam}")
+            results[f"{name}_sentences_per_second_generation"] = round(len(sources) / generation, 1)
+            results[f"{name}_sentences_per_second_with_tokenization"] = round(len(sources) / whole, 1)
+            results[f"{name}_bleu"] = round(score(hypotheses, references).bleu, 2)
     return results
 
 
@@ -129,6 +135,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=3)
     parser.add_argument("--decode-lines", type=int, default=1000)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--quantize", action="store_true", help="Decode with int8 weights too.")
     parser.add_argument("--kernels", choices=("fast", "reference"), help="train.kernels [default: the run's]")
     parser.add_argument("--out", type=Path, help="JSON file for the figures.")
     args = parser.parse_args()

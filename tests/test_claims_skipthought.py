@@ -99,3 +99,28 @@ def test_tiny_run_and_section(tmp_path: Path, books: Path) -> None:
     ]
     recall = record["retrieval"]["skip-thought"]["10"]["recall_at_1"]
     assert f"| skip-thought | 10 | {recall:.3f} ± 0.000 |" in text
+
+
+def test_the_books_page_is_written_from_its_result_file_and_keeps_its_reading(tmp_path: Path) -> None:
+    from benchmarks.provenance import provenance, write_result
+    from experiments import skipthought_books
+
+    row = {"vectors": "skip-thought (seqcli)", "candidates": 10, "queries": 1234, "mean_rank": 4.0,
+           "recall_at_1": 0.242, "mrr": 0.444, "chance_mean_rank": 5.5,
+           "chance_recall_at_1": 0.1}  # fmt: skip
+    figures = {"minutes": 2.0, "train_books": 3, "train_sentences": 900, "valid_books": list(VALID_BOOKS),
+               "test_books": list(TEST_BOOKS), "test_sentences": 1236, "model_args": ["--cell", "gru"],
+               "updates": 40, "train_minutes": 2.1, "best_valid_loss": 4.5, "rows": [row]}  # fmt: skip
+    results, page = tmp_path / "books.json", tmp_path / "books.md"
+    write_result(results, figures, provenance())
+    older = "# an older page\n\n| old | table |\n\n## Reading\n\nWritten by hand.\n"
+    page.write_text(older, encoding="utf-8")
+    argv = ["skipthought_books", "--from-results", "--results", str(results), "--report", str(page)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", argv)
+        skipthought_books.main()
+    text = page.read_text(encoding="utf-8")
+    assert "| skip-thought (seqcli) | 10 | 1,234 | 4.00 | 0.242 | 0.444 | 5.5 | 0.100 |" in text
+    assert "| old | table |" not in text and text.endswith("## Reading\n\nWritten by hand.\n")
+    assert f"figures, hardware and command: `{results}`" in text
+    assert "python -m experiments.skipthought_books --minutes 2" in text

@@ -246,10 +246,10 @@ def section_soft_hard(results: dict[str, Any], figures: Path) -> list[str]:
         f"Multi30k de->en, the CPU recipe with each attention, {results['steps']} updates,"
         f" seeds {_seeds(results)}."
         " Hard attention reads each token out of one source position, p(y_t) = sum_j alpha_tj"
-        " p(y_t | h_t, x_j); the exact estimator trains that sum by backpropagation, REINFORCE samples"
-        " a position and trains the scores by the score-function estimator with a moving-average"
-        " baseline. Both compute every position's read-out, so they cost the same per update; both"
-        " search over the sum.",
+        " p(y_t | h_t, x_j). The exact estimator trains that sum by backpropagation, running the"
+        " output layer at every source position; REINFORCE samples a position, runs the output"
+        " layer there only, and trains the scores by the score-function estimator with a"
+        " moving-average baseline and an entropy bonus. Both search over the sum.",
         "",
         *table(
             [

@@ -18,15 +18,13 @@ Prints a table and writes the figures, the machine, torch version and device as 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from provenance import cpu_model, provenance, write_result
+from provenance import provenance, write_result
 
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
@@ -38,16 +36,12 @@ from seqcli.translation_task import TranslationTask
 
 
 def machine_info(device: torch.device) -> dict[str, object]:
+    """What the figures ran on beyond `provenance()` (which records the CPU, cores, torch,
+    Python and load average): the device, its GPU and torch's thread count."""
     return {
-        "cpu": cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        # Other work on the machine slows every figure; the 1-minute load average says how much.
-        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "torch_threads": torch.get_num_threads(),
     }
 
 

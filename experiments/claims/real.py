@@ -223,7 +223,7 @@ def section_soft_hard(results: dict[str, Any], figures: Path) -> list[str]:
                 spread(bleus),
                 f"{min(bleus):.1f}-{max(bleus):.1f}",
                 f"{statistics.fmean(r['tokens_per_second'] for r in runs):,.0f}",
-                f"{statistics.fmean(r['seconds'] for r in runs):.0f}",
+                f"{statistics.fmean(r['seconds'] for r in runs):,.0f}",
             ]
         )
         for i, run in enumerate(runs):

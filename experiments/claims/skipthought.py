@@ -245,7 +245,7 @@ def _setting(results: dict[str, Any]) -> str:
     return (
         f"{len(runs)} seeds ({', '.join(str(r['seed']) for r in runs)}), each trained for "
         f"{setting['steps']:,} updates (mean {minutes:.1f} min per run on one CPU thread, "
-        f"{setting['workers']} in parallel) on {len(train['books'])} books "
+        f"{setting['workers']} at a time) on {len(train['books'])} books "
         f"({train['sentences']:,} sentences), validated on {', '.join(valid['books'])}, with one "
         f"SentencePiece model for all seeds. Model: `{setting['model_args']}`. Each sentence of the "
         f"held-out {', '.join(test['books'])} ({test['sentences']:,} sentences; "

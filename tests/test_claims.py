@@ -83,6 +83,23 @@ def test_tiny_grid_experiments_write_the_report(
     assert sum(line.startswith(("| sequential,", "| parallel,")) for line in text.splitlines()) == 6
 
 
+def test_the_report_counts_a_grid_trained_in_pieces_by_its_runs_time(tmp_path: Path) -> None:
+    from benchmarks.provenance import provenance
+    from experiments.claims.common import write_json
+
+    results = tmp_path / "results"
+    grid = {"runs": 33, "configurations": 11, "seeds": [1, 2, 3], "steps": 800, "workers": 2}
+    # The runs took 100 minutes in all, trained by earlier calls; the last call reused them.
+    write_json(
+        results / claims.GRID,
+        {**grid, "wall_seconds": 3.0, "run_seconds": 6000.0, "provenance": provenance()},
+    )
+    text = "\n".join(claims.report(results, tmp_path / "experiments.md", tmp_path / "figures"))
+    assert "their training took 100.0 min summed over the runs" in text
+    assert "about 50.0 min of wall-clock time" in text
+    assert "Reproduce everything (about 50.0 min" in text
+
+
 def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         claims.main(["beam", "--work", str(tmp_path / "w"), "--data", str(tmp_path / "nowhere")])

@@ -83,21 +83,26 @@ def test_tiny_grid_experiments_write_the_report(
     assert sum(line.startswith(("| sequential,", "| parallel,")) for line in text.splitlines()) == 6
 
 
-def test_the_report_counts_a_grid_trained_in_pieces_by_its_runs_time(tmp_path: Path) -> None:
-    from benchmarks.provenance import provenance
+def test_the_grid_is_counted_from_the_part_files_each_run_once(tmp_path: Path) -> None:
     from experiments.claims.common import write_json
 
-    results = tmp_path / "results"
-    grid = {"runs": 33, "configurations": 11, "seeds": [1, 2, 3], "steps": 800, "workers": 2}
-    # The runs took 100 minutes in all, trained by earlier calls; the last call reused them.
-    write_json(
-        results / claims.GRID,
-        {**grid, "wall_seconds": 3.0, "run_seconds": 6000.0, "provenance": provenance()},
-    )
-    text = "\n".join(claims.report(results, tmp_path / "experiments.md", tmp_path / "figures"))
+    def part(runs: dict[str, list[float]]) -> dict[str, object]:
+        records = {name: [{"seconds": s} for s in seconds] for name, seconds in runs.items()}
+        return {"steps": 800, "seeds": [1, 2], "runs": records}
+
+    # The general-attention runs are read by both parts: they count once.
+    write_json(tmp_path / "bottleneck.json", part({"general": [600.0, 900.0], "none": [700.0, 800.0]}))
+    write_json(tmp_path / "soft-hard.json", part({"general": [600.0, 900.0], "hard": [1200.0, 1800.0]}))
+    grid = claims.grid_summary(tmp_path)
+    assert grid is not None
+    assert (grid["runs"], grid["configurations"], grid["seeds"]) == (6, 3, [1, 2])
+    assert grid["run_seconds"] == 6000.0
+    text = " ".join(claims._grid_lines(grid))
+    assert "(6 runs: 3 configurations x 2 seeds, 800 updates each)" in text
     assert "their training took 100.0 min summed over the runs" in text
-    assert "about 50.0 min of wall-clock time" in text
-    assert "Reproduce everything (about 50.0 min" in text
+    assert f"{claims.GRID_WORKERS} runs at a time" in text
+    assert f"about {6000 / 60 / claims.GRID_WORKERS:.1f} min of wall-clock time" in text
+    assert claims.grid_summary(tmp_path / "nothing") is None
 
 
 def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:

@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.provenance import provenance
+from benchmarks.shared_data import shared_data
 from experiments.claims.common import REPO, load_json, log, write_json
-from experiments.claims.multi30k import shared_data
 
 READINGS = Path(__file__).with_name("readings.md")
 RESULTS = REPO / "benchmarks" / "results" / "claims"  # what the report is built from, committed
-GRID = "multi30k-grid.json"
+# Parts whose result files hold the grid's runs, each with its training seconds; a run read by
+# several parts (the general-attention models) is counted once.
+GRID_PARTS = ("bottleneck", "soft-hard", "sampling", "directions-multi30k")
+GRID_WORKERS = 2  # runs trained at a time (the --workers default), one torch thread each
 
 # part -> (module, runner, section). Runners take (work, seeds, workers, tiny), and the data
 # directory too where they read Multi30k; sections take (results, figures directory).
@@ -125,20 +128,56 @@ def _strip(lines: list[str]) -> list[str]:
     return lines
 
 
+def grid_summary(results_dir: Path) -> dict[str, Any] | None:
+    """The Multi30k grid as the committed part files hold it: its distinct runs, updates and
+    summed training seconds (None when no part that reads the grid has results)."""
+    seconds: dict[tuple[str, int], float] = {}
+    steps: set[int] = set()
+    for part in GRID_PARTS:
+        path = results_dir / f"{part}.json"
+        if not path.exists():
+            continue
+        results = load_json(path)
+        steps.add(results["steps"])
+        for name, records in results["runs"].items():
+            for seed, record in zip(results["seeds"], records, strict=True):
+                seconds[(name, seed)] = record["seconds"]
+    if not seconds:
+        return None
+    return {
+        "runs": len(seconds),
+        "configurations": len({name for name, _ in seconds}),
+        "seeds": sorted({seed for _, seed in seconds}),
+        "steps": sorted(steps),
+        "run_seconds": sum(seconds.values()),
+    }
+
+
 def _grid_wall_seconds(grid: dict[str, Any]) -> float:
-    """The grid's wall-clock time with its runs trained `workers` at a time: their summed
-    training time over the workers (what a call of `train` from scratch takes; runs trained
-    by several calls are all counted)."""
-    return float(grid["run_seconds"]) / grid["workers"]
+    """The grid's wall-clock time trained GRID_WORKERS runs at a time: their summed training
+    time over the workers (what a call of `train` from scratch takes)."""
+    return float(grid["run_seconds"]) / GRID_WORKERS
 
 
 def _total_seconds(results_dir: Path) -> float:
     """The grid's training time and every part's run time, from the results found."""
     paths = [results_dir / f"{part}.json" for part in EXPERIMENTS]
     total = sum(load_json(p)["wall_seconds"] for p in paths if p.exists())
-    if (results_dir / GRID).exists():
-        total += _grid_wall_seconds(load_json(results_dir / GRID))
+    if grid := grid_summary(results_dir):
+        total += _grid_wall_seconds(grid)
     return total
+
+
+def _grid_lines(grid: dict[str, Any]) -> list[str]:
+    updates = " or ".join(str(n) for n in grid["steps"])
+    return [
+        f"Experiments 2-6 read one grid of Multi30k de->en models ({grid['runs']} runs:"
+        f" {grid['configurations']} configurations x {len(grid['seeds'])} seeds, {updates} updates each);"
+        f" their training took {_minutes(grid['run_seconds'])} summed over the runs, {GRID_WORKERS} runs at"
+        f" a time with one torch thread each: about {_minutes(_grid_wall_seconds(grid))} of wall-clock time."
+        " Each part below says when, where and at which commit its runs were measured.",
+        "",
+    ]
 
 
 def _measured(results: dict[str, Any]) -> str:
@@ -155,7 +194,7 @@ def _minutes(seconds: float) -> str:
 def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
     """docs/experiments.md from the results kept in results_dir."""
     texts = readings()
-    grid = load_json(results_dir / GRID) if (results_dir / GRID).exists() else None
+    grid = grid_summary(results_dir)
     lines = [
         "# The classic claims, measured by seqcli",
         "",
@@ -175,15 +214,7 @@ def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
         "",
     ]
     if grid:
-        lines += [
-            f"Experiments 2-6 read one grid of Multi30k de->en models ({grid['runs']} runs: "
-            f"{grid['configurations']} configurations x {len(grid['seeds'])} seeds,"
-            f" {grid['steps']} updates each);"
-            f" their training took {_minutes(grid['run_seconds'])} summed over the runs,"
-            f" {grid['workers']} runs at a time with one torch thread each: about"
-            f" {_minutes(_grid_wall_seconds(grid))} of wall-clock time (measured {_measured(grid)}).",
-            "",
-        ]
+        lines += _grid_lines(grid)
     lines += [*texts.get("summary", []), ""]
     for command, parts in COMMANDS.items():
         paths = [(p, results_dir / f"{p}.json") for p in parts]
@@ -213,31 +244,13 @@ def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
     return lines
 
 
-def train_grid_command(
-    work: Path, results_dir: Path, seeds: list[int], workers: int, tiny: bool, data: Path
-) -> None:
-    """Train every Multi30k model the experiments read (finished ones are reused), recording
-    this call's wall-clock time and the runs' summed training time, which counts every run
-    whichever call trained it."""
+def train_grid_command(work: Path, seeds: list[int], workers: int, tiny: bool, data: Path) -> None:
+    """Train every Multi30k model the experiments read (finished ones are reused)."""
     from experiments.claims.multi30k import train_grid, variants
     from experiments.claims.real import settings
 
     steps = settings(tiny)["steps"]
-    started = provenance()
-    start = time.monotonic()
-    records = train_grid(list(variants(steps)), seeds, steps, work, data, workers, tiny)
-    grid = {
-        "runs": len(records),
-        "configurations": len(variants(steps)),
-        "seeds": seeds,
-        "steps": steps,
-        "workers": workers,
-        "wall_seconds": round(time.monotonic() - start, 1),
-        "run_seconds": sum(r["seconds"] for r in records.values()),
-        "provenance": started,
-    }
-    write_json(work / "multi30k" / "grid.json", grid)
-    write_json(results_dir / GRID, grid)
+    train_grid(list(variants(steps)), seeds, steps, work, data, workers, tiny)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,19 +261,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="Where results are kept and read.")
     parser.add_argument("--figures", type=Path, default=None, help="Default: figures/ beside the report.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--workers", type=int, default=2, help="Models trained at a time (one thread each).")
+    parser.add_argument(
+        "--workers", type=int, default=GRID_WORKERS, help="Models trained at a time (one thread each)."
+    )
     parser.add_argument("--data", type=Path, default=None, help="Multi30k directory (default: shared data).")
     parser.add_argument("--books", type=Path, default=None, help="Books directory (default: shared data).")
     parser.add_argument("--tiny", action="store_true", help="A smoke run of seconds: tiny data and models.")
     args = parser.parse_args(argv)
-    data = args.data or shared_data()
+    data = args.data or shared_data("multi30k")
     figures = args.figures or args.report.parent / "figures"
     without_multi30k = ("memory", "skipthought")
     needs_data = args.command in ("all", "train", *(c for c in COMMANDS if c not in without_multi30k))
     if needs_data and not (data / "train.de").exists():
         sys.exit(f"error: --data: {data / 'train.de'} not found (Multi30k with train/valid/test2016 .de/.en)")
     if args.command in ("all", "train"):
-        train_grid_command(args.work, args.results, args.seeds, args.workers, args.tiny, data)
+        train_grid_command(args.work, args.seeds, args.workers, args.tiny, data)
     for command, parts in COMMANDS.items():
         if args.command in ("all", command):
             for part in parts:

@@ -52,6 +52,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from provenance import cpu_model, provenance, write_result  # noqa: E402
+from shared_data import shared_data  # noqa: E402
 
 from seqcli.config import config_from_dict, config_to_dict, dumps_toml, load_toml, merge  # noqa: E402
 from seqcli.corpus import read_parallel  # noqa: E402
@@ -366,7 +367,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "multi30k",
+    parser.add_argument("--data", type=Path, default=shared_data("multi30k"),
                         help="Directory with train/valid/test2016 .de/.en files.")  # fmt: skip
     parser.add_argument("--steps", type=int, default=300, help="Training updates for each toolkit.")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (both toolkits).")

@@ -111,6 +111,7 @@ if "torch" in missing_packages():
 # package (safetensors, say) fails those parts with its name and the others still run.
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from shared_data import shared_data  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
@@ -402,16 +403,13 @@ def given(corpus: Corpus | Exception) -> Corpus:
     return corpus
 
 
-def default_data() -> str:
-    shared = os.environ.get("SEQCLI_SHARED_DATA")
-    return str(Path(shared) / "multi30k") if shared else str(ROOT.parent / "shared" / "data" / "multi30k")
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", default=default_data(), help="Folder with {train,valid,test2016}.{de,en}.")
+    parser.add_argument(
+        "--data", default=str(shared_data("multi30k")), help="Folder with {train,valid,test2016}.{de,en}."
+    )
     parser.add_argument(
         "--out", default=os.environ.get("OUT", ""), help="Folder for the JSON and log ($OUT)."
     )

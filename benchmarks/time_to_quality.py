@@ -61,6 +61,7 @@ from compare_joeynmt import (  # noqa: E402
     write_joeynmt_config,
 )
 from provenance import provenance, write_result  # noqa: E402
+from shared_data import shared_data  # noqa: E402
 
 from seqcli.config import config_from_dict, config_to_dict, dumps_toml, load_toml, merge  # noqa: E402
 from seqcli.corpus import read_parallel  # noqa: E402
@@ -281,7 +282,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "multi30k")
+    parser.add_argument("--data", type=Path, default=shared_data("multi30k"))
     parser.add_argument("--minutes", type=float, default=20.0, help="seqcli's --max-minutes.")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "time-to-quality")
     parser.add_argument("--joeynmt-venv", type=Path, default=ROOT / "runs" / "joeynmt-venv")

@@ -26,6 +26,7 @@ from typing import Any
 
 from process_memory import memory_mib
 from provenance import REPO, provenance, write_result
+from shared_data import shared_data
 
 ROWS = {"seqcli": {}, "onednn-default": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}}
 
@@ -93,7 +94,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "multi30k-de-en-cpu.toml")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "multi30k")
+    parser.add_argument("--data", type=Path, default=shared_data("multi30k"))
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "train-memory")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.provenance import provenance, write_result
+from benchmarks.shared_data import shared_data
 from experiments.multi30k_cpu import REPO, markdown_table, run_logged, score_test, seqcli
 
 RESULTS = REPO / "benchmarks" / "results" / "presets.json"
@@ -114,7 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=shared_data())
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "presets")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from benchmarks.provenance import provenance, write_result
+from benchmarks.shared_data import shared_data
 from experiments.multi30k_cpu import REPO, seqcli
 from experiments.task_shapes import train_sampling_memory
 
@@ -35,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "multi30k")
+    parser.add_argument("--data", type=Path, default=shared_data("multi30k"))
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "settings")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--setting", action="append", required=True, help="NAME=FLAG,FLAG,...")

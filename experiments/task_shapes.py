@@ -33,6 +33,7 @@ from typing import Any
 
 from benchmarks.process_memory import memory_mib
 from benchmarks.provenance import provenance, write_result
+from benchmarks.shared_data import shared_data
 from experiments.multi30k_cpu import REPO, markdown_table, score_test, seqcli, thread_env
 
 RESULTS = REPO / "benchmarks" / "results" / "task-shapes.json"
@@ -156,7 +157,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=shared_data())
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "task-shapes")
     parser.add_argument("--minutes", type=float, default=15.0)
     every = [f"{task}:{row}" for task in TASKS for row in ("defaults", "tuned")]

@@ -10,12 +10,11 @@ BLEU is comparable.
 from __future__ import annotations
 
 import math
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from experiments.claims.common import REPO, in_workers, log, train_model
+from experiments.claims.common import in_workers, log, train_model
 
 RECIPE = """\
 [data]
@@ -51,12 +50,6 @@ SAMPLED = tuple(
     for schedule in ("linear", "exponential", "inverse_sigmoid")
 )
 TINY_MODEL = {"embedding_size": 16, "hidden_size": 32}  # smoke runs: the recipe's shape, tiny sizes
-
-
-def shared_data() -> Path:
-    """Multi30k from $SEQCLI_SHARED_DATA or ../shared/data beside the repository."""
-    root = Path(os.environ.get("SEQCLI_SHARED_DATA", REPO.parent / "shared" / "data"))
-    return root / "multi30k"
 
 
 def inverse_sigmoid_k(steps: int, floor: float) -> float:

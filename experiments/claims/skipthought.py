@@ -9,13 +9,12 @@ model serves every seed, and the candidates are drawn once, so seeds differ only
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.shared_data import shared_data
 from experiments.claims.common import (
-    REPO,
     in_workers,
     load_json,
     mean_sd,
@@ -47,11 +46,6 @@ def settings(tiny: bool) -> dict[str, int]:
     N = 100 candidates.
     """
     return {"steps": 5, "sentences_per_book": 110} if tiny else {"steps": 1000, "sentences_per_book": 0}
-
-
-def shared_books() -> Path:
-    """The public-domain books from $SEQCLI_SHARED_DATA or ../shared/data beside the repository."""
-    return Path(os.environ.get("SEQCLI_SHARED_DATA", REPO.parent / "shared" / "data")) / "books"
 
 
 def model_settings() -> dict[str, dict[str, Any]]:
@@ -191,7 +185,7 @@ def run(work: Path, seeds: list[int], workers: int, tiny: bool, books: Path | No
     start = time.monotonic()
     setting = settings(tiny)
     data = work / "skipthought" / ("data-tiny" if tiny else "data")
-    corpus = prepare(books or shared_books(), data, setting["sentences_per_book"])
+    corpus = prepare(books or shared_data("books"), data, setting["sentences_per_book"])
     tokenizer_model(data)  # once here, not once per worker
     runs = in_workers(train_and_evaluate, [(seed, setting["steps"], data) for seed in seeds], workers)
     results = {

@@ -7,6 +7,8 @@ weights, greedy and beam 5, counted as generation only (search on already-encode
 and as the whole call (tokenize, search, detokenize), and the BLEU of those translations
 (sacreBLEU, cased, 13a). --quantize measures the same again with int8 weights
 (`seqcli translate --quantize`), so the speed and the BLEU it costs sit side by side.
+--rounds N repeats the whole measure N times: the figures are the medians, and each round's
+own figures are kept under "rounds".
 
     python benchmarks/speed.py --run-dir runs/m30k --train ../shared/data/multi30k/train \
         --test ../shared/data/multi30k/test2016 --src-lang de --tgt-lang en \
@@ -18,6 +20,7 @@ Prints a table and writes the figures, the machine, torch version and device as 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -116,6 +119,17 @@ def measure_decoding(args: argparse.Namespace, device: torch.device) -> dict[str
     return results
 
 
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds; a figure every round agrees on (or that is not a
+    number) as it is."""
+    figures = {}
+    for key, first in rounds[0].items():
+        values = [r[key] for r in rounds]
+        same = all(v == first for v in values)
+        figures[key] = first if same or not isinstance(first, int | float) else statistics.median(values)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,8 +145,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quantize", action="store_true", help="Decode with int8 weights too.")
     parser.add_argument("--kernels", choices=("fast", "reference"), help="train.kernels [default: the run's]")
+    parser.add_argument("--rounds", type=int, default=1, help="Repeat the measure; report the medians.")
     parser.add_argument("--out", type=Path, help="JSON file for the figures.")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds: {args.rounds} is not a positive count")
     started = provenance()
     device = pick_device(args.device)
     torch.manual_seed(1)
@@ -141,12 +158,18 @@ def main() -> None:
         "train": args.train,
         "test": args.test,
         "machine": machine_info(device),
-        **measure_training(args, device),
-        **measure_decoding(args, device),
     }
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        rounds.append({**measure_training(args, device), **measure_decoding(args, device)})
+        if args.rounds > 1:
+            print(f"round {number}/{args.rounds} measured", flush=True)
+    figures.update(medians(rounds))
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value}")
+    if args.rounds > 1:
+        figures["rounds"] = rounds
     if args.out:
         write_result(args.out, figures, started)
         print(f"wrote {args.out}")

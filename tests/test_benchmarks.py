@@ -38,7 +38,7 @@ def test_a_result_file_says_when_where_and_how_it_was_measured(tmp_path: Path) -
     assert not list(path.parent.glob("*.tmp"))
 
 
-@pytest.mark.slow  # a benchmark script end to end (about 10 s beside the shared trained run)
+@pytest.mark.slow  # a benchmark script end to end (about 20 s beside the shared trained run)
 def test_speed_scores_what_it_decodes_in_fp32_and_int8(
     trained_run: Path, toy_dir: Path, tmp_path: Path
 ) -> None:
@@ -47,7 +47,7 @@ def test_speed_scores_what_it_decodes_in_fp32_and_int8(
         sys.executable, str(ROOT / "benchmarks" / "speed.py"),
         "--run-dir", str(trained_run), "--train", str(toy_dir / "train"), "--test", str(toy_dir / "test"),
         "--src-lang", "src", "--tgt-lang", "tgt", "--train-steps", "2", "--warmup-steps", "1",
-        "--decode-lines", "40", "--device", "cpu", "--quantize", "--out", str(out),
+        "--decode-lines", "40", "--device", "cpu", "--quantize", "--rounds", "2", "--out", str(out),
     ]  # fmt: skip
     env = {**ENV, "PYTHONPATH": str(ROOT)}
     subprocess.run(command, check=True, capture_output=True, env=env, timeout=300)
@@ -63,3 +63,9 @@ def test_speed_scores_what_it_decodes_in_fp32_and_int8(
     for name in ("greedy", "beam5", "int8_greedy", "int8_beam5"):
         assert figures[f"{name}_sentences_per_second_generation"] > 0
         assert 0 <= figures[f"{name}_bleu"] <= 100
+    # Two rounds: each kept, the figures their medians (the mean of the two).
+    rounds = figures["rounds"]
+    assert len(rounds) == 2
+    for key in ("train_target_tokens_per_second", "beam5_sentences_per_second_generation", "beam5_bleu"):
+        assert figures[key] == pytest.approx((rounds[0][key] + rounds[1][key]) / 2)
+    assert rounds[0]["beam5_bleu"] == rounds[1]["beam5_bleu"]  # the same weights decode the same

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -36,6 +37,30 @@ def test_a_result_file_says_when_where_and_how_it_was_measured(tmp_path: Path) -
         assert where["commit"] == head.stdout.strip()
         assert isinstance(where["dirty"], bool)
     assert not list(path.parent.glob("*.tmp"))
+
+
+PROVENANCE_FIELDS = {"date", "commit", "dirty", "hardware", "torch", "command", "load_average"}
+
+
+def test_every_committed_result_file_carries_its_provenance() -> None:
+    files = sorted((ROOT / "benchmarks" / "results").rglob("*.json"))
+    assert files
+    for path in files:
+        where = json.loads(path.read_text(encoding="utf-8")).get("provenance", {})
+        missing = PROVENANCE_FIELDS - set(where)
+        assert not missing, f"{path.relative_to(ROOT)}: no {sorted(missing)} in its provenance"
+
+
+def test_every_result_file_the_docs_name_is_committed() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    results = ROOT / "benchmarks" / "results"
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        named = set(re.findall(r"benchmarks/results/([\w./-]+\.(?:json|md))", text))
+        named |= set(re.findall(r"`([\w.-]+\.json)`", text)) - {"finish.json", "gpu_check.json"}
+        for name in sorted(named):
+            found = (results / name).exists() or any(results.rglob(Path(name).name))
+            assert found, f"{page.name} names {name}, which is not in benchmarks/results"
 
 
 @pytest.mark.slow  # a benchmark script end to end (about 20 s beside the shared trained run)

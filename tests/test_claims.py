@@ -98,11 +98,16 @@ def test_the_grid_is_counted_from_the_part_files_each_run_once(tmp_path: Path) -
     assert (grid["runs"], grid["configurations"], grid["seeds"]) == (6, 3, [1, 2])
     assert grid["run_seconds"] == 6000.0
     text = " ".join(claims._grid_lines(grid))
-    assert "(6 runs: 3 configurations x 2 seeds, 800 updates each)" in text
+    assert "800 updates each: 6 runs of 3 configurations over seeds 1, 2" in text
     assert "their training took 100.0 min summed over the runs" in text
     assert f"{claims.GRID_WORKERS} runs at a time" in text
     assert f"about {6000 / 60 / claims.GRID_WORKERS:.1f} min of wall-clock time" in text
     assert claims.grid_summary(tmp_path / "nothing") is None
+    # A part that trained its own general-attention runs (other seconds) adds them.
+    write_json(tmp_path / "sampling.json", part({"general": [500.0, 500.0], "ss": [700.0, 800.0]}))
+    grid = claims.grid_summary(tmp_path)
+    assert grid is not None
+    assert (grid["runs"], grid["configurations"], grid["run_seconds"]) == (10, 4, 8500.0)
 
 
 def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:

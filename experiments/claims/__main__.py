@@ -29,8 +29,9 @@ from experiments.claims.common import REPO, load_json, log, write_json
 
 READINGS = Path(__file__).with_name("readings.md")
 RESULTS = REPO / "benchmarks" / "results" / "claims"  # what the report is built from, committed
-# Parts whose result files hold the grid's runs, each with its training seconds; a run read by
-# several parts (the general-attention models) is counted once.
+# Parts whose result files hold the grid's runs, each with its training seconds. A run read by
+# several parts (the general-attention models) is counted once; one a part trained again, on
+# another day or machine, counts again (runs are told apart by name, seed and seconds).
 GRID_PARTS = ("bottleneck", "soft-hard", "sampling", "directions-multi30k")
 GRID_WORKERS = 2  # runs trained at a time (the --workers default), one torch thread each
 
@@ -131,7 +132,7 @@ def _strip(lines: list[str]) -> list[str]:
 def grid_summary(results_dir: Path) -> dict[str, Any] | None:
     """The Multi30k grid as the committed part files hold it: its distinct runs, updates and
     summed training seconds (None when no part that reads the grid has results)."""
-    seconds: dict[tuple[str, int], float] = {}
+    seconds: dict[tuple[str, int, float], float] = {}
     steps: set[int] = set()
     for part in GRID_PARTS:
         path = results_dir / f"{part}.json"
@@ -141,13 +142,13 @@ def grid_summary(results_dir: Path) -> dict[str, Any] | None:
         steps.add(results["steps"])
         for name, records in results["runs"].items():
             for seed, record in zip(results["seeds"], records, strict=True):
-                seconds[(name, seed)] = record["seconds"]
+                seconds[(name, seed, record["seconds"])] = record["seconds"]
     if not seconds:
         return None
     return {
         "runs": len(seconds),
-        "configurations": len({name for name, _ in seconds}),
-        "seeds": sorted({seed for _, seed in seconds}),
+        "configurations": len({name for name, _, _ in seconds}),
+        "seeds": sorted({seed for _, seed, _ in seconds}),
         "steps": sorted(steps),
         "run_seconds": sum(seconds.values()),
     }
@@ -170,11 +171,13 @@ def _total_seconds(results_dir: Path) -> float:
 
 def _grid_lines(grid: dict[str, Any]) -> list[str]:
     updates = " or ".join(str(n) for n in grid["steps"])
+    seeds = ", ".join(str(n) for n in grid["seeds"])
     return [
-        f"Experiments 2-6 read one grid of Multi30k de->en models ({grid['runs']} runs:"
-        f" {grid['configurations']} configurations x {len(grid['seeds'])} seeds, {updates} updates each);"
-        f" their training took {_minutes(grid['run_seconds'])} summed over the runs, {GRID_WORKERS} runs at"
-        f" a time with one torch thread each: about {_minutes(_grid_wall_seconds(grid))} of wall-clock time."
+        f"Experiments 2-6 read Multi30k de->en models of {updates} updates each: {grid['runs']} runs of"
+        f" {grid['configurations']} configurations over seeds {seeds} (a part that trained its own copy of a"
+        " configuration counts it again); their training took"
+        f" {_minutes(grid['run_seconds'])} summed over the runs, {GRID_WORKERS} runs at a time with one"
+        f" torch thread each: about {_minutes(_grid_wall_seconds(grid))} of wall-clock time."
         " Each part below says when, where and at which commit its runs were measured.",
         "",
     ]

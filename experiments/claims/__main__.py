@@ -206,8 +206,8 @@ def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
         "a band from the lowest to the highest seed. Models are small and trained for minutes on a CPU, so",
         "they show what these settings show, not what the papers showed at scale.",
         "",
-        f"Reproduce everything (about {_minutes(_total_seconds(results_dir))} of wall-clock time on the"
-        " machine below:"
+        f"Reproduce everything (about {_minutes(_total_seconds(results_dir))} of wall-clock time on 2 CPU"
+        " cores, as measured below:"
         " the Multi30k grid's training and each part's run time; each experiment can be rerun alone with"
         " its own sub-command, and finished models are reused):",
         "",

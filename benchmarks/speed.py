@@ -7,6 +7,8 @@ weights, greedy and beam 5, counted as generation only (search on already-encode
 and as the whole call (tokenize, search, detokenize), and the BLEU of those translations
 (sacreBLEU, cased, 13a). --quantize measures the same again with int8 weights
 (`seqcli translate --quantize`), so the speed and the BLEU it costs sit side by side.
+The record also keeps what the run's own training found (updates, seconds, best valid BLEU,
+the tuned length penalty), so the figures say which model they were measured on.
 --rounds N repeats the whole measure N times: the figures are the medians, and each round's
 own figures are kept under "rounds".
 
@@ -20,6 +22,7 @@ Prints a table and writes the figures, the machine, torch version and device as 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from dataclasses import replace
@@ -32,6 +35,7 @@ from provenance import provenance, write_result
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
 from seqcli.device import pick_device
+from seqcli.finish import FINISH_FILE
 from seqcli.metrics import score
 from seqcli.tasks import new_trainer
 from seqcli.translate import Translator
@@ -119,6 +123,23 @@ def measure_decoding(args: argparse.Namespace, device: torch.device) -> dict[str
     return results
 
 
+def trained_run(run_dir: Path) -> dict[str, Any]:
+    """What the run's training logged: its updates, training seconds (validation included), best
+    valid BLEU (greedy), and the length penalty tuned at the end with its valid BLEU."""
+    log = checkpoint.read_log(run_dir)
+    finish_path = run_dir / FINISH_FILE
+    finish = json.loads(finish_path.read_text(encoding="utf-8")) if finish_path.exists() else {}
+    tuned = finish.get("length_penalty", {})
+    chosen = tuned.get("chosen")
+    return {
+        "updates": log[-1]["step"] if log else 0,
+        "seconds": log[-1]["elapsed_seconds"] if log else 0.0,
+        "best_valid_bleu": max((r["valid_bleu"] for r in log if "valid_bleu" in r), default=None),
+        "length_penalty": chosen,
+        "valid_bleu_beam": None if chosen is None else tuned["valid_bleu"][f"{chosen:g}"],  # keyed as tuned
+    }
+
+
 def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's median over the rounds; a figure every round agrees on (or that is not a
     number) as it is."""
@@ -158,6 +179,7 @@ def main() -> None:
         "train": args.train,
         "test": args.test,
         "machine": machine_info(device),
+        "trained_run": trained_run(Path(args.run_dir)),
     }
     rounds = []
     for number in range(1, args.rounds + 1):

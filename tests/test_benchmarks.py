@@ -78,6 +78,9 @@ def test_speed_scores_what_it_decodes_in_fp32_and_int8(
     subprocess.run(command, check=True, capture_output=True, env=env, timeout=300)
     figures = json.loads(out.read_text())
     assert "--quantize" in figures["provenance"]["command"]
+    logged = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
+    assert figures["trained_run"]["updates"] == logged[-1]["step"] > 0
+    assert figures["trained_run"]["best_valid_bleu"] == max(r["valid_bleu"] for r in logged)
     assert figures["decode_sentences"] == 40 and figures["train_steps"] == 2
     sources = read_lines(toy_dir / "test.src")[:40]
     references = read_lines(toy_dir / "test.tgt")[:40]

@@ -22,7 +22,6 @@ Prints a table and writes the figures, the machine, torch version and device as 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from dataclasses import replace
@@ -35,7 +34,7 @@ from provenance import provenance, write_result
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
 from seqcli.device import pick_device
-from seqcli.finish import FINISH_FILE
+from seqcli.finish import read_finish
 from seqcli.metrics import score
 from seqcli.tasks import new_trainer
 from seqcli.translate import Translator
@@ -127,9 +126,7 @@ def trained_run(run_dir: Path) -> dict[str, Any]:
     """What the run's training logged: its updates, training seconds (validation included), best
     valid BLEU (greedy), and the length penalty tuned at the end with its valid BLEU."""
     log = checkpoint.read_log(run_dir)
-    finish_path = run_dir / FINISH_FILE
-    finish = json.loads(finish_path.read_text(encoding="utf-8")) if finish_path.exists() else {}
-    tuned = finish.get("length_penalty", {})
+    tuned = read_finish(run_dir).get("length_penalty", {})
     chosen = tuned.get("chosen")
     return {
         "updates": log[-1]["step"] if log else 0,

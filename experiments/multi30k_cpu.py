@@ -59,6 +59,7 @@ from benchmarks.provenance import provenance, write_result
 from experiments.claims.multi30k import RECIPE
 from seqcli.average import step_checkpoint_name, step_checkpoints
 from seqcli.checkpoint import read_log
+from seqcli.finish import read_finish
 from seqcli.translation_task import TranslationTask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -265,8 +266,7 @@ def summarize(name: str, work: Path) -> dict[str, Any]:
     run_dir = work / name
     log = read_log(run_dir)
     best = max(log, key=lambda r: r["valid_bleu"])
-    finish_file = run_dir / "finish.json"
-    averaged = json.loads(finish_file.read_text())["averaging"] if finish_file.exists() else None
+    averaged = read_finish(run_dir).get("averaging")
     record = json.loads((work / f"{name}.json").read_text())
     speeds = [r["target_tokens_per_second"] for r in log]
     return {

@@ -18,13 +18,14 @@ what the end of training found (finish.json) and the process's resident memory s
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from benchmarks.provenance import provenance, write_result
 from benchmarks.shared_data import shared_data
 from experiments.multi30k_cpu import REPO, seqcli
 from experiments.task_shapes import train_sampling_memory
+from seqcli.checkpoint import read_log
+from seqcli.finish import read_finish
 
 
 def parse_setting(text: str) -> tuple[str, list[str]]:
@@ -54,8 +55,7 @@ def main() -> None:
             "--max-minutes", f"{args.minutes:g}", "--device", "cpu", "--out", str(run_dir), *flags,
         )  # fmt: skip
         record = train_sampling_memory(name, args.work, command)
-        log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-        finish = run_dir / "finish.json"
+        log = read_log(run_dir)
         record.update(
             setting=name,
             flags=flags,
@@ -63,7 +63,7 @@ def main() -> None:
             target_tokens_per_second=log[-1]["target_tokens_per_second"],
             valid_bleu=[[r["step"], r["valid_bleu"]] for r in log],
             best_valid_bleu=max(r["valid_bleu"] for r in log),
-            finish=json.loads(finish.read_text()) if finish.exists() else None,  # averaging, length penalty
+            finish=read_finish(run_dir) or None,  # averaging, length penalty
             provenance=provenance(),
         )
         runs.append(record)

@@ -10,6 +10,7 @@ is finished again by `--resume`, from the same saved state, to the same result.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from seqcli import checkpoint
@@ -18,6 +19,12 @@ from seqcli.textio import atomic_open
 from seqcli.train import Trainer, TrainingReporter
 
 FINISH_FILE = "finish.json"
+
+
+def read_finish(run_dir: Path) -> dict[str, Any]:
+    """What RUN_DIR/finish.json records (averaging, length penalty); {} before a run finished."""
+    path = Path(run_dir) / FINISH_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def finish_run(trainer: Trainer, reporter: TrainingReporter) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from test_training import SilentReporter, tiny_config
 from seqcli import checkpoint
 from seqcli.config import ModelConfig, config_from_dict
 from seqcli.errors import ConfigError
-from seqcli.finish import FINISH_FILE, finish_run
+from seqcli.finish import FINISH_FILE, finish_run, read_finish
 from seqcli.lr_decay import scheduled_learning_rate
 from seqcli.model.dropout import VariationalDropout
 from seqcli.model.seq2seq import Seq2Seq
@@ -169,6 +169,8 @@ def test_training_ends_by_averaging_and_tuning_the_length_penalty(toy_dir: Path,
     trainer.run(reporter)
     finish_run(trainer, reporter)
     found = json.loads((run_dir / FINISH_FILE).read_text())
+    assert read_finish(run_dir) == found
+    assert read_finish(tmp_path / "not-finished") == {}
     averaging = found["averaging"]
     assert averaging["checkpoints"] == [
         "step-00000020.safetensors",

@@ -132,7 +132,7 @@ def _strip(lines: list[str]) -> list[str]:
 def grid_summary(results_dir: Path) -> dict[str, Any] | None:
     """The Multi30k grid as the committed part files hold it: its distinct runs, updates and
     summed training seconds (None when no part that reads the grid has results)."""
-    seconds: dict[tuple[str, int, float], float] = {}
+    runs: set[tuple[str, int, float]] = set()  # (name, seed, training seconds)
     steps: set[int] = set()
     for part in GRID_PARTS:
         path = results_dir / f"{part}.json"
@@ -142,15 +142,15 @@ def grid_summary(results_dir: Path) -> dict[str, Any] | None:
         steps.add(results["steps"])
         for name, records in results["runs"].items():
             for seed, record in zip(results["seeds"], records, strict=True):
-                seconds[(name, seed, record["seconds"])] = record["seconds"]
-    if not seconds:
+                runs.add((name, seed, record["seconds"]))
+    if not runs:
         return None
     return {
-        "runs": len(seconds),
-        "configurations": len({name for name, _, _ in seconds}),
-        "seeds": sorted({seed for _, seed, _ in seconds}),
+        "runs": len(runs),
+        "configurations": len({name for name, _, _ in runs}),
+        "seeds": sorted({seed for _, seed, _ in runs}),
         "steps": sorted(steps),
-        "run_seconds": sum(seconds.values()),
+        "run_seconds": sum(seconds for _, _, seconds in runs),
     }
 
 

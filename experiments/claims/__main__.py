@@ -194,6 +194,10 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def _workers(count: int) -> str:
+    return f"{count} worker process" if count == 1 else f"{count} worker processes"
+
+
 def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
     """docs/experiments.md from the results kept in results_dir."""
     texts = readings()
@@ -236,7 +240,7 @@ def report(results_dir: Path, out: Path, figures: Path) -> list[str]:
                     lines.append(line)
             lines += [
                 "",
-                f"Run time: {_minutes(results['wall_seconds'])} ({results['workers']} worker processes,"
+                f"Run time: {_minutes(results['wall_seconds'])} ({_workers(results['workers'])},"
                 f" load average {results['load_average'][0]} before, {results['load_average'][1]} after);"
                 f" measured {_measured(results)};"
                 f" reproduce: `.venv/bin/python -m experiments.claims {command} --work runs/claims`.",

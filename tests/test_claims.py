@@ -110,6 +110,22 @@ def test_the_grid_is_counted_from_the_part_files_each_run_once(tmp_path: Path) -
     assert (grid["runs"], grid["configurations"], grid["run_seconds"]) == (10, 4, 8500.0)
 
 
+def test_the_total_counts_a_part_that_trained_its_own_runs_once(tmp_path: Path) -> None:
+    from experiments.claims.common import write_json
+
+    def part(wall: float, runs: dict[str, list[float]]) -> dict[str, object]:
+        records = {name: [{"seconds": s} for s in seconds] for name, seconds in runs.items()}
+        return {"steps": 800, "seeds": [1, 2], "runs": records, "wall_seconds": wall, "workers": 2}
+
+    # bottleneck read runs trained before it (60 s of scoring); sampling trained its own
+    # (1,300 s of training two at a time, then 60 s of scoring); memory reads no grid.
+    write_json(tmp_path / "bottleneck.json", part(60.0, {"general": [600.0, 900.0], "none": [700.0, 800.0]}))
+    write_json(tmp_path / "sampling.json", part(1360.0, {"general": [500.0, 500.0], "ss": [700.0, 900.0]}))
+    write_json(tmp_path / "memory.json", {"wall_seconds": 100.0})
+    grid_seconds = (600 + 900 + 700 + 800 + 500 + 500 + 700 + 900) / claims.GRID_WORKERS
+    assert claims._total_seconds(tmp_path) == pytest.approx(grid_seconds + 60 + 60 + 100)
+
+
 def test_missing_data_is_one_line_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         claims.main(["beam", "--work", str(tmp_path / "w"), "--data", str(tmp_path / "nowhere")])

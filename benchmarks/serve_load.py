@@ -38,6 +38,7 @@ from typing import Any
 
 import httpx
 from provenance import provenance, write_result
+from rounds import medians
 
 from seqcli.textio import write_text_atomic
 
@@ -235,32 +236,34 @@ def markdown(figures: dict[str, Any], started: dict[str, Any]) -> str:
             f"server exit status after SIGTERM: {load['exit_status']}.",
             f"One line on `seqcli translate`'s stdin (greedy, model loaded): median "
             f"{line['median_seconds']} s, max {line['max_seconds']} s over {line['repeats']} lines.",
+            *_rounds_lines(figures.get("rounds", [])),
             "",
         ]
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--lines", required=True, type=Path, help="Source lines, one per line.")
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=25, help="Requests per client.")
-    parser.add_argument("--max-request-lines", type=int, default=8)
-    parser.add_argument("--beam-size", type=int, help="[default: the run's]")
-    parser.add_argument("--latency-repeats", type=int, default=9)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve-load"))
-    args = parser.parse_args()
+def _rounds_lines(rounds: list[dict[str, Any]]) -> list[str]:
+    """The figures above are medians when the measure was repeated: each round's own."""
+    if not rounds:
+        return []
 
-    source = [line for line in args.lines.read_text(encoding="utf-8").splitlines() if line.strip()]
-    plan = plan_requests(source, args.clients, args.requests, args.max_request_lines, args.seed)
+    def each(figure: Any) -> str:
+        return ", ".join(str(figure(r)) for r in rounds)
+
+    return [
+        "",
+        f"Medians of {len(rounds)} rounds. By round: `seqcli translate` lines/s "
+        f"{each(lambda r: r['file_translate']['lines_per_second'])}; `seqcli serve` lines/s "
+        f"{each(lambda r: r['serve']['lines_per_second'])}; serve / file "
+        f"{each(lambda r: round(r['serve_over_file'], 2))}.",
+    ]
+
+
+def measure(args: argparse.Namespace, source: list[str], plan: list[list[int]]) -> dict[str, Any]:
+    """One round: the file translation, the server under load, and one line on stdin."""
     planned_lines = [source[i] for request in plan for i in request]
     options = [] if args.beam_size is None else ["--beam-size", str(args.beam_size)]
     body_options = {} if args.beam_size is None else {"beam_size": args.beam_size}
-    started = provenance()
     before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         expected, file_figures = translate_file(args.run_dir, planned_lines, options)
@@ -300,8 +303,7 @@ def main() -> None:
         "mean_batch_lines": round((health_after["lines"] - health_before["lines"]) / max(batches, 1), 1),
         "exit_status": exit_status,
     }
-    line_figures = one_line_latency(args.run_dir, source, args.latency_repeats, pause=0.5)
-    figures = {
+    return {
         "run_dir": args.run_dir,
         "options": options,
         "load_average_before": before,
@@ -309,12 +311,48 @@ def main() -> None:
         "file_translate": file_figures,
         "serve": serve_figures,
         "serve_over_file": serve_figures["lines_per_second"] / file_figures["lines_per_second"],
-        "one_line_latency": line_figures,
+        "one_line_latency": one_line_latency(args.run_dir, source, args.latency_repeats, pause=0.5),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--lines", required=True, type=Path, help="Source lines, one per line.")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=25, help="Requests per client.")
+    parser.add_argument("--max-request-lines", type=int, default=8)
+    parser.add_argument("--beam-size", type=int, help="[default: the run's]")
+    parser.add_argument("--latency-repeats", type=int, default=9)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="Repeat the measure; report the medians.")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve-load"))
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds: {args.rounds} is not a positive count")
+
+    source = [line for line in args.lines.read_text(encoding="utf-8").splitlines() if line.strip()]
+    plan = plan_requests(source, args.clients, args.requests, args.max_request_lines, args.seed)
+    started = provenance()
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        rounds.append(measure(args, source, plan))
+        if args.rounds > 1:
+            print(f"round {number}/{args.rounds} measured", file=sys.stderr, flush=True)
+    figures = medians(rounds)
+    figures["load_average_before"] = rounds[0]["load_average_before"]
+    figures["load_average_after"] = rounds[-1]["load_average_after"]
+    if args.rounds > 1:
+        figures["rounds"] = rounds
     print(json.dumps(figures, indent=2))
     write_result(args.out.with_suffix(".json"), figures, started)
     write_text_atomic(args.out.with_suffix(".md"), markdown(figures, started))
-    if correct != len(plan) or exit_status != 0:
+    clean = all(
+        r["serve"]["correct"] == r["serve"]["requests"] and r["serve"]["exit_status"] == 0 for r in rounds
+    )
+    if not clean:
         raise SystemExit("seqcli serve lost or changed answers, or did not stop cleanly")
 
 

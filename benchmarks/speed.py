@@ -22,7 +22,6 @@ Prints a table and writes the figures, the machine, torch version and device as 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import torch
 from provenance import provenance, write_result
+from rounds import medians
 
 from seqcli import checkpoint
 from seqcli.corpus import bucket_batches, read_parallel
@@ -135,17 +135,6 @@ def trained_run(run_dir: Path) -> dict[str, Any]:
         "length_penalty": chosen,
         "valid_bleu_beam": None if chosen is None else tuned["valid_bleu"][f"{chosen:g}"],  # keyed as tuned
     }
-
-
-def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over the rounds; a figure every round agrees on (or that is not a
-    number) as it is."""
-    figures = {}
-    for key, first in rounds[0].items():
-        values = [r[key] for r in rounds]
-        same = all(v == first for v in values)
-        figures[key] = first if same or not isinstance(first, int | float) else statistics.median(values)
-    return figures
 
 
 def main() -> None:

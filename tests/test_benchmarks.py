@@ -97,3 +97,38 @@ def test_speed_scores_what_it_decodes_in_fp32_and_int8(
     for key in ("train_target_tokens_per_second", "beam5_sentences_per_second_generation", "beam5_bleu"):
         assert figures[key] == pytest.approx((rounds[0][key] + rounds[1][key]) / 2)
     assert rounds[0]["beam5_bleu"] == rounds[1]["beam5_bleu"]  # the same weights decode the same
+
+
+def test_medians_over_rounds_figure_by_figure() -> None:
+    from rounds import medians
+
+    rounds = [
+        {
+            "bleu": 30.1,
+            "tok_s": 100.0,
+            "serve": {"p50_ms": 20.0, "lines": 800},
+            "seconds": [0.1, 0.3],
+            "on": "cpu",
+        },
+        {
+            "bleu": 30.1,
+            "tok_s": 130.0,
+            "serve": {"p50_ms": 10.0, "lines": 800},
+            "seconds": [0.2, 0.2],
+            "on": "cpu",
+        },
+        {
+            "bleu": 30.1,
+            "tok_s": 90.0,
+            "serve": {"p50_ms": 40.0, "lines": 800},
+            "seconds": [0.3, 0.1],
+            "on": "cpu",
+        },
+    ]
+    assert medians(rounds) == {
+        "bleu": 30.1,
+        "tok_s": 100.0,
+        "serve": {"p50_ms": 20.0, "lines": 800},
+        "on": "cpu",
+    }
+    assert medians(rounds[:2])["tok_s"] == 115.0  # an even count: the mean of the middle two

@@ -11,6 +11,9 @@
 3. The latency of one line written to `seqcli translate`'s stdin with the model loaded
    (greedy; the median of LATENCY_REPEATS lines, each written after a pause).
 
+--rounds N repeats steps 1-3 N times: the figures are each figure's median over the rounds
+(a latency's "max" the median of the rounds' maxima), and every round is kept under "rounds".
+
 Writes JSON and a markdown table to --out (benchmarks/results/serve-load.{json,md}). The
 load average is recorded before and after: on a shared machine it explains the spread.
 

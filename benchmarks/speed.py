@@ -133,7 +133,7 @@ def trained_run(run_dir: Path) -> dict[str, Any]:
         "seconds": log[-1]["elapsed_seconds"] if log else 0.0,
         "best_valid_bleu": max((r["valid_bleu"] for r in log if "valid_bleu" in r), default=None),
         "length_penalty": chosen,
-        "valid_bleu_beam": None if chosen is None else tuned["valid_bleu"][f"{chosen:g}"],  # keyed as tuned
+        "valid_bleu_beam": max(tuned.get("valid_bleu", {}).values(), default=None),  # the chosen's
     }
 
 

@@ -249,16 +249,13 @@ def _rounds_lines(rounds: list[dict[str, Any]]) -> list[str]:
     """The figures above are medians when the measure was repeated: each round's own."""
     if not rounds:
         return []
-
-    def each(figure: Any) -> str:
-        return ", ".join(str(figure(r)) for r in rounds)
-
+    translate = ", ".join(str(r["file_translate"]["lines_per_second"]) for r in rounds)
+    serve = ", ".join(str(r["serve"]["lines_per_second"]) for r in rounds)
+    ratio = ", ".join(str(round(r["serve_over_file"], 2)) for r in rounds)
     return [
         "",
-        f"Medians of {len(rounds)} rounds. By round: `seqcli translate` lines/s "
-        f"{each(lambda r: r['file_translate']['lines_per_second'])}; `seqcli serve` lines/s "
-        f"{each(lambda r: r['serve']['lines_per_second'])}; serve / file "
-        f"{each(lambda r: round(r['serve_over_file'], 2))}.",
+        f"Medians of {len(rounds)} rounds. By round: `seqcli translate` lines/s {translate};"
+        f" `seqcli serve` lines/s {serve}; serve / file {ratio}.",
     ]
 
 
